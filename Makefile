@@ -1,0 +1,72 @@
+# trusswork — the two commands of the README are `make demo` and `make test`.
+# Every target sets up .venv itself (Python, a C compiler and make suffice).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+EXTRAS := test,bench,docs,redis,postgres,dev
+STAMP := $(VENV)/.installed-$(EXTRAS)
+SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc src -name '*.c' -o -name '*.h' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' 2>/dev/null)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export SKBUILD_EDITABLE_VERBOSE := 0
+
+.PHONY: demo test ctest pytest bench bench-check wheel sanitize profile docs lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+
+# Build requirements go into the venv so the editable install can skip build
+# isolation: the persistent build/ dir then rebuilds only what changed.
+$(STAMP): $(SOURCES) | $(PY)
+	$(PY) -m pip install -q ninja $$($(PY) -c "import tomllib; print(' '.join(repr(r) for r in tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" | tr -d "'")
+	$(PY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/trusswork demo --out reports/demo
+
+test: ctest pytest
+
+ctest: $(STAMP)
+	cmake -S . -B build/ctest -G Ninja -DTRUSSWORK_PYTHON=OFF -DTRUSSWORK_TESTS=ON -DCMAKE_BUILD_TYPE=Release > /dev/null
+	cmake --build build/ctest
+	ctest --test-dir build/ctest --output-on-failure
+
+pytest: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	mkdir -p reports
+	$(PY) -m pytest benchmarks --benchmark-json=reports/bench.json --benchmark-columns=min,median,mean,ops,rounds
+
+bench-check: $(STAMP)
+	$(PY) benchmarks/track.py --quick
+
+sanitize: $(STAMP)
+	cmake -S . -B build/sanitize -G Ninja -DTRUSSWORK_PYTHON=OFF -DTRUSSWORK_TESTS=ON -DTRUSSWORK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug > /dev/null
+	cmake --build build/sanitize
+	ctest --test-dir build/sanitize --output-on-failure
+
+# make profile BENCH=<pytest -k expression>  ->  reports/profile-<BENCH>.svg
+profile: $(STAMP)
+	@test -n "$(BENCH)" || { echo "usage: make profile BENCH=<benchmark name or -k expression>"; exit 2; }
+	mkdir -p reports
+	$(BIN)/py-spy record --rate 500 --output "reports/profile-$(subst $() ,_,$(BENCH)).svg" -- \
+		$(PY) -m pytest benchmarks -q -k "$(BENCH)" --benchmark-min-time=0.5
+	@echo "flamegraph: reports/profile-$(subst $() ,_,$(BENCH)).svg"
+
+wheel: $(STAMP)
+	bash tools/wheel_check.sh
+
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --site-dir build/site
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf build dist reports $(VENV)
