@@ -58,12 +58,12 @@ static void test_crc32c_vectors(void) {
 }
 
 static void test_crc32c_paths_agree(void) {
-    size_t cap = 3 * 8192 * 2 + 3 * 256 * 3 + 77;
+    size_t cap = 3 * 8192 * 2 + 3 * 256 * 3 + 8704 * 3 + 77;
     uint8_t *buf = malloc(cap + 8);
     CHECK(buf != NULL);
     for (size_t i = 0; i < cap + 8; i++) buf[i] = (uint8_t)next_random();
     size_t lengths[] = {0, 1, 7, 8, 9, 255, 256, 767, 768, 769, 3 * 8192 - 1, 3 * 8192,
-                        3 * 8192 + 1, cap};
+                        3 * 8192 + 1, 8703, 8704, 8705, 2 * 8704 + 100, cap};
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
         for (size_t offset = 0; offset < 8; offset++) {
             size_t len = lengths[i];
@@ -71,6 +71,8 @@ static void test_crc32c_paths_agree(void) {
             uint32_t expect = crc32c_reference(seed, buf + offset, len);
             CHECK(tw_crc32c(seed, buf + offset, len) == expect);
             CHECK(tw_crc32c_software(seed, buf + offset, len) == expect);
+            for (int impl = TW_CRC32C_SOFTWARE; impl <= TW_CRC32C_FUSED; impl++)
+                CHECK(tw_crc32c_using(impl, seed, buf + offset, len) == expect);
         }
     }
     /* Continuation and combination. */
@@ -195,7 +197,7 @@ int main(void) {
     test_varint_known();
     test_varint_arrays();
     test_bitio();
-    printf("test_common: %d checks passed (crc32c hardware path: %s)\n", checks,
-           tw_crc32c_hardware_available() ? "yes" : "no");
+    printf("test_common: %d checks passed (crc32c implementation %d)\n", checks,
+           tw_crc32c_best_implementation());
     return 0;
 }

@@ -16,7 +16,13 @@ cdef extern from "common/status.h" nogil:
 cdef extern from "common/crc32c.h" nogil:
     uint32_t tw_crc32c(uint32_t crc, const void *data, size_t len)
     uint32_t tw_crc32c_software(uint32_t crc, const void *data, size_t len)
+    int TW_CRC32C_SOFTWARE
+    int TW_CRC32C_SSE42
+    int TW_CRC32C_FUSED
     int tw_crc32c_hardware_available()
+    int tw_crc32c_best_implementation()
+    int tw_crc32c_implementation_available(int implementation)
+    uint32_t tw_crc32c_using(int implementation, uint32_t crc, const void *data, size_t len)
     uint32_t tw_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
 
 

@@ -96,6 +96,36 @@ def crc32c_hardware_available():
     return bool(tw_crc32c_hardware_available())
 
 
+CRC32C_IMPLEMENTATIONS = {"software": TW_CRC32C_SOFTWARE, "sse4.2": TW_CRC32C_SSE42,
+                          "sse4.2+vpclmulqdq": TW_CRC32C_FUSED}
+
+
+def crc32c_implementations():
+    """Names of the CRC32C implementations this CPU can run, slowest first."""
+    return [name for name, code in CRC32C_IMPLEMENTATIONS.items()
+            if tw_crc32c_implementation_available(code)]
+
+
+def crc32c_using(str implementation, data, uint32_t seed=0):
+    """CRC-32C with a named implementation (tests and benchmarks compare them)."""
+    cdef Py_buffer view
+    cdef int code
+    if implementation not in CRC32C_IMPLEMENTATIONS:
+        raise InvalidInput(f"unknown crc32c implementation {implementation!r}; "
+                           f"choose from {sorted(CRC32C_IMPLEMENTATIONS)}")
+    code = CRC32C_IMPLEMENTATIONS[implementation]
+    if not tw_crc32c_implementation_available(code):
+        raise InvalidInput(f"crc32c implementation {implementation!r} needs CPU features "
+                           f"this machine lacks")
+    get_bytes(data, &view, "crc32c")
+    try:
+        with nogil:
+            seed = tw_crc32c_using(code, seed, view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return seed
+
+
 # ---------------------------------------------------------------- varints
 
 cdef object as_words(object values, bint zigzag, str what):
