@@ -20,7 +20,7 @@ $(PY):
 # Build requirements go into the venv so the editable install can skip build
 # isolation: the persistent build/ dir then rebuilds only what changed.
 $(STAMP): $(SOURCES) | $(PY)
-	$(PY) -m pip install -q ninja $$($(PY) -c "import tomllib; print(' '.join(repr(r) for r in tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" | tr -d "'")
+	$(PY) -m pip install -q cmake ninja $$($(PY) -c "import tomllib; print(' '.join(repr(r) for r in tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" | tr -d "'")
 	$(PY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
 	touch $@
 
@@ -65,6 +65,7 @@ docs: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -67,6 +67,12 @@ static uint32_t shift_long[4][256];
 static uint32_t shift_short[4][256];
 static uint32_t shift_fused[4][256];
 static uint32_t fold128_lo, fold128_hi, fold16_lo, fold16_hi;
+
+/* Tails shorter than a fused block run as three streams of `w` words merged
+ * by carry-less multiplication with tail_shift[w] = x^(64w-33) mod P. */
+#define TAIL_MIN_WORDS 4
+#define TAIL_MAX_WORDS (FUSED_BLOCK / 24 + 1)
+static uint32_t tail_shift[TAIL_MAX_WORDS + 1];
 static uint32_t x2n_table[32];
 static int best_implementation;
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
@@ -129,6 +135,9 @@ static void build_tables(void) {
     fold128_hi = x2nmodp(8 * 128 - 33, 0);
     fold16_lo = x2nmodp(8 * 16 + 31, 0);
     fold16_hi = x2nmodp(8 * 16 - 33, 0);
+    tail_shift[1] = x2nmodp(64 - 33, 0);
+    uint32_t x64 = x2nmodp(64, 0);
+    for (int w = 2; w <= TAIL_MAX_WORDS; w++) tail_shift[w] = multmodp(tail_shift[w - 1], x64);
     best_implementation = detect_best();
 }
 
@@ -250,6 +259,37 @@ TARGET_FUSED static inline __m256i fold128(__m256i x, __m256i k) {
  * first four bytes of the vector region (XOR), which is the same as
  * starting the CRC from it.
  */
+/* reg * x^(64w) mod P for the constant k = tail_shift[w]: one carry-less
+ * multiply, then crc32 of the 8-byte product reduces it modulo P. */
+TARGET_FUSED static inline uint32_t shift_clmul(uint32_t reg, uint32_t k) {
+    __m128i product = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)reg), _mm_cvtsi32_si128((int)k), 0);
+    return (uint32_t)_mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(product));
+}
+
+/* Inputs shorter than a fused block, and what a fused loop leaves. */
+TARGET_FUSED static uint32_t tail_update(uint32_t reg, const unsigned char *p, size_t len) {
+    while (len >= 24 * TAIL_MIN_WORDS) {
+        size_t words = len / 24 < TAIL_MAX_WORDS ? len / 24 : TAIL_MAX_WORDS;
+        const unsigned char *q1 = p, *q2 = p + 8 * words, *q3 = p + 16 * words;
+        uint64_t r1 = reg, r2 = 0, r3 = 0;
+        for (size_t i = 0; i < words; i++) STREAM_WORD();
+        uint32_t k = tail_shift[words];
+        reg = shift_clmul((uint32_t)r1, k) ^ (uint32_t)r2;
+        reg = shift_clmul(reg, k) ^ (uint32_t)r3;
+        p += 24 * words;
+        len -= 24 * words;
+    }
+    uint64_t r0 = reg;
+    while (len >= 8) {
+        r0 = _mm_crc32_u64(r0, tw_load_le64(p));
+        p += 8;
+        len -= 8;
+    }
+    reg = (uint32_t)r0;
+    while (len--) reg = _mm_crc32_u8(reg, *p++);
+    return reg;
+}
+
 TARGET_FUSED static uint32_t fused_update(uint32_t reg, const unsigned char *p, size_t len) {
     const __m256i k128 = _mm256_set_epi64x(fold128_hi, fold128_lo, fold128_hi, fold128_lo);
     const __m128i k16 = _mm_set_epi64x(fold16_hi, fold16_lo);
@@ -291,7 +331,7 @@ TARGET_FUSED static uint32_t fused_update(uint32_t reg, const unsigned char *p, 
         p += FUSED_BLOCK;
         len -= FUSED_BLOCK;
     }
-    return sse42_update(reg, p, len);
+    return tail_update(reg, p, len);
 }
 
 static int detect_best(void) {

@@ -132,14 +132,17 @@ static void test_varint_arrays(void) {
         CHECK(tw_varint_decode(buf, written, zigzag, back, N, &n, &used) == TW_OK);
         CHECK(n == N && used == written);
         CHECK(memcmp(values, back, N * sizeof *values) == 0);
-        /* Too small an output buffer is refused, not overrun. */
-        CHECK(tw_varint_encode(values, N, zigzag, buf, size - 1, &written) == TW_ERR_NOSPACE);
         /* A cut inside the last varint is reported at that varint's start. */
         size_t last = tw_varint_size(zigzag ? tw_zigzag_encode((int64_t)values[N - 1]) : values[N - 1]);
         if (last > 1) {
             CHECK(tw_varint_decode(buf, size - 1, zigzag, back, N, &n, &used) == TW_ERR_TRUNCATED);
             CHECK(n == N - 1 && used == size - last);
         }
+        /* Too small an output buffer is refused, not overrun (ASan watches). */
+        uint8_t *exact = malloc(size - 1);
+        CHECK(exact != NULL);
+        CHECK(tw_varint_encode(values, N, zigzag, exact, size - 1, &written) == TW_ERR_NOSPACE);
+        free(exact);
     }
     free(values);
     free(back);

@@ -8,6 +8,8 @@
  */
 #include "varint.h"
 
+#include "byteorder.h"
+
 size_t tw_varint_encoded_size(const uint64_t *values, size_t n, int zigzag) {
     size_t total = 0;
     if (zigzag) {
@@ -18,12 +20,46 @@ size_t tw_varint_encoded_size(const uint64_t *values, size_t n, int zigzag) {
     return total;
 }
 
+/* The seven-bit groups of v (v < 2^56) spread one per byte, low group first. */
+static inline uint64_t spread_groups(uint64_t v) {
+    return (v & 0x7full) | ((v << 1) & 0x7f00ull) | ((v << 2) & 0x7f0000ull) |
+           ((v << 3) & 0x7f000000ull) | ((v << 4) & 0x7f00000000ull) |
+           ((v << 5) & 0x7f0000000000ull) | ((v << 6) & 0x7f000000000000ull) |
+           ((v << 7) & 0x7f00000000000000ull);
+}
+
+/* Continuation bits of a varint of 1..8 bytes, as a little-endian word. */
+static const uint64_t continuation_bits[9] = {
+    0, 0, 0x80ull, 0x8080ull, 0x808080ull, 0x80808080ull, 0x8080808080ull, 0x808080808080ull,
+    0x80808080808080ull};
+
+/*
+ * Values below 2^56 (one to eight bytes) are written as one unaligned
+ * 8-byte store: the groups spread into bytes, continuation bits on all but
+ * the last, and the position advanced by the real size. That needs eight
+ * bytes of room, so the last few values go through the byte loop.
+ */
 int tw_varint_encode(const uint64_t *values, size_t n, int zigzag, uint8_t *out, size_t cap,
                      size_t *written) {
-    size_t pos = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t pos = 0, i = 0;
+    for (; i < n && cap - pos >= 8; i++) {
         uint64_t v = zigzag ? tw_zigzag_encode((int64_t)values[i]) : values[i];
-        if (cap - pos < TW_VARINT_MAX_BYTES && cap - pos < tw_varint_size(v)) {
+        if (v < 0x80) { /* the common case of delta-coded data */
+            out[pos++] = (uint8_t)v;
+            continue;
+        }
+        if (v >> 56) {
+            if (cap - pos < tw_varint_size(v)) break;
+            pos += tw_varint_put(out + pos, v);
+            continue;
+        }
+        size_t size = tw_varint_size(v);
+        tw_store_le64(out + pos, spread_groups(v) | continuation_bits[size]);
+        pos += size;
+    }
+    for (; i < n; i++) {
+        uint64_t v = zigzag ? tw_zigzag_encode((int64_t)values[i]) : values[i];
+        if (cap - pos < tw_varint_size(v)) {
             *written = pos;
             return TW_ERR_NOSPACE;
         }

@@ -6,7 +6,7 @@ trusswork.core.bits. Every C status passes through check_status; C work
 runs without the GIL once inputs are large enough for that to pay.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 from trusswork._includes.common cimport *
@@ -41,22 +41,35 @@ cdef int check_status(int status, str what, Py_ssize_t where, bint decoding) exc
 cdef int get_bytes(object data, Py_buffer *view, str what) except -1:
     try:
         PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
-    except (TypeError, BufferError):
+    except TypeError:
         raise TypeError(f"{what} needs a contiguous bytes-like object, "
                         f"not {type(data).__name__}") from None
+    except (ValueError, BufferError) as exc:
+        # numpy refuses PyBUF_SIMPLE on strided arrays with a ValueError.
+        raise InvalidInput(f"{what} needs a contiguous buffer ({exc}); "
+                           f"copy it with np.ascontiguousarray or bytes()") from None
     return 0
 
 
 # ---------------------------------------------------------------- CRC32C
 
+cdef uint32_t as_seed(object seed, str what) except? 0:
+    if type(seed) is int and 0 <= seed <= 0xFFFFFFFF:
+        return <uint32_t>seed
+    raise InvalidInput(f"{what} seed must be an int in 0..2**32-1, got {seed!r}")
+
+
 def crc32c(data, seed=0):
     """CRC-32C of ``data``, continuing from ``seed`` (a previous result)."""
     cdef Py_buffer view
-    cdef uint32_t crc
-    if type(seed) is int and 0 <= seed <= 0xFFFFFFFF:
-        crc = seed
-    else:
-        raise InvalidInput(f"crc32c seed must be an int in 0..2**32-1, got {seed!r}")
+    cdef uint32_t crc = 0 if seed is 0 else as_seed(seed, "crc32c")
+    cdef size_t length
+    if type(data) is bytes:
+        # The common case skips the buffer protocol: small checksums are
+        # dominated by call overhead, not by the kernel.
+        length = PyBytes_GET_SIZE(data)
+        if length < NOGIL_BYTES:
+            return tw_crc32c(crc, PyBytes_AS_STRING(data), length)
     get_bytes(data, &view, "crc32c")
     try:
         if <size_t>view.len >= NOGIL_BYTES:
@@ -69,16 +82,17 @@ def crc32c(data, seed=0):
     return crc
 
 
-def crc32c_software(data, uint32_t seed=0):
+def crc32c_software(data, seed=0):
     """CRC-32C with the portable table implementation (for tests)."""
     cdef Py_buffer view
+    cdef uint32_t crc = as_seed(seed, "crc32c")
     get_bytes(data, &view, "crc32c")
     try:
         with nogil:
-            seed = tw_crc32c_software(seed, view.buf, view.len)
+            crc = tw_crc32c_software(crc, view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
-    return seed
+    return crc
 
 
 def crc32c_combine(crc_a, crc_b, length_b):
@@ -106,10 +120,11 @@ def crc32c_implementations():
             if tw_crc32c_implementation_available(code)]
 
 
-def crc32c_using(str implementation, data, uint32_t seed=0):
+def crc32c_using(str implementation, data, seed=0):
     """CRC-32C with a named implementation (tests and benchmarks compare them)."""
     cdef Py_buffer view
     cdef int code
+    cdef uint32_t crc = as_seed(seed, "crc32c")
     if implementation not in CRC32C_IMPLEMENTATIONS:
         raise InvalidInput(f"unknown crc32c implementation {implementation!r}; "
                            f"choose from {sorted(CRC32C_IMPLEMENTATIONS)}")
@@ -120,10 +135,10 @@ def crc32c_using(str implementation, data, uint32_t seed=0):
     get_bytes(data, &view, "crc32c")
     try:
         with nogil:
-            seed = tw_crc32c_using(code, seed, view.buf, view.len)
+            crc = tw_crc32c_using(code, crc, view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
-    return seed
+    return crc
 
 
 # ---------------------------------------------------------------- varints
@@ -131,6 +146,15 @@ def crc32c_using(str implementation, data, uint32_t seed=0):
 cdef object as_words(object values, bint zigzag, str what):
     """values as a contiguous 1-D int64 (zigzag) or uint64 array."""
     arr = np.asarray(values)
+    if arr.dtype.kind in "fO" and not isinstance(values, np.ndarray) and arr.size:
+        # numpy turns a list mixing small ints with ones above 2**63 into
+        # float64 (or object); convert such Python ints exactly instead.
+        if all(isinstance(v, int) for v in np.asarray(values, dtype=object).reshape(-1)):
+            try:
+                arr = np.asarray(values, dtype=np.int64 if zigzag else np.uint64)
+            except OverflowError as exc:
+                raise InvalidInput(f"{what}: {exc}; values must fit "
+                                   f"{'int64' if zigzag else 'uint64'}") from None
     if arr.dtype.kind not in "iub" and arr.size:
         raise InvalidInput(f"{what} needs integers, got an array of {arr.dtype}")
     if zigzag:
@@ -148,21 +172,27 @@ def varint_encode(values, *, bint zigzag=True):
     """Encode integers as LEB128 varints (zigzag-mapped first when ``zigzag``)."""
     words = as_words(values, zigzag, "varint.encode")
     cdef const uint64_t[::1] view = words.view(np.uint64)
-    cdef size_t n = view.shape[0], size, written = 0
+    cdef size_t n = view.shape[0], written = 0
     cdef const uint64_t *src = &view[0] if n else NULL
-    with nogil:
-        size = tw_varint_encoded_size(src, n, zigzag)
-    out = PyBytes_FromStringAndSize(NULL, size)
-    cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(out)
+    # Encode into a worst-case scratch buffer (untouched pages cost nothing)
+    # and copy out the used prefix: cheaper than a sizing pass over the input.
+    scratch = np.empty(n * 10, dtype=np.uint8)
+    cdef uint8_t[::1] buffer = scratch
+    cdef uint8_t *dst = &buffer[0] if n else NULL
     cdef int status
     with nogil:
-        status = tw_varint_encode(src, n, zigzag, dst, size, &written)
+        status = tw_varint_encode(src, n, zigzag, dst, n * 10, &written)
     check_status(status, "varint.encode", written, False)
-    return out
+    return PyBytes_FromStringAndSize(<char *>dst, written)
 
 
-cdef object decode_into(const uint8_t *src, size_t length, size_t count, bint zigzag):
-    """Decode up to count varints; returns (array, bytes consumed)."""
+cdef object decode_into(const uint8_t *src, size_t length, size_t count, bint zigzag,
+                        size_t base, str what):
+    """Decode up to count varints; returns (array, bytes consumed).
+
+    ``base`` is the offset of ``src`` in the caller's buffer, so errors name
+    absolute offsets.
+    """
     result = np.empty(count, dtype=np.int64 if zigzag else np.uint64)
     cdef uint64_t[::1] out = result.view(np.uint64)
     cdef uint64_t *dst = &out[0] if count else NULL
@@ -170,7 +200,7 @@ cdef object decode_into(const uint8_t *src, size_t length, size_t count, bint zi
     cdef int status
     with nogil:
         status = tw_varint_decode(src, length, zigzag, dst, count, &decoded, &consumed)
-    check_status(status, "varint.decode", consumed, True)
+    check_status(status, what, base + consumed, True)
     return result[:decoded], consumed
 
 
@@ -182,7 +212,8 @@ def varint_decode(data, *, bint zigzag=True):
     try:
         with nogil:
             count = tw_varint_count(<const uint8_t *>view.buf, view.len)
-        result, consumed = decode_into(<const uint8_t *>view.buf, view.len, count, zigzag)
+        result, consumed = decode_into(<const uint8_t *>view.buf, view.len, count, zigzag, 0,
+                                       "varint.decode")
         if consumed != <size_t>view.len:
             raise Corruption(f"varint.decode: input ends inside the item that starts at "
                              f"byte offset {consumed}")
@@ -200,7 +231,7 @@ def varint_decode_prefix(data, Py_ssize_t count, *, bint zigzag=True, Py_ssize_t
             raise InvalidInput(f"varint.decode_prefix: count {count} and offset {offset} must be "
                                f"non-negative and offset at most {view.len}")
         result, consumed = decode_into(<const uint8_t *>view.buf + offset, view.len - offset,
-                                       count, zigzag)
+                                       count, zigzag, offset, "varint.decode_prefix")
         if len(result) != count:
             raise Corruption(f"varint.decode_prefix: expected {count} varints from byte offset "
                              f"{offset}, the input holds {len(result)}")

@@ -1,7 +1,9 @@
 """CRC-32C (Castagnoli), the checksum framing every record trusswork stores.
 
 Uses the CPU's crc32 instruction with three interleaved streams where the
-CPU has SSE4.2, a slicing-by-8 table otherwise; both give the same values.
+CPU has SSE4.2, plus carry-less-multiply folding on the vector units where
+it also has AVX2 and VPCLMULQDQ, and a slicing-by-8 table otherwise; all
+give the same values.
 ``crc32c(b"123456789") == 0xE3069283``. Buffers of 32 KiB and more are
 checksummed with the GIL released.
 

@@ -1,0 +1,89 @@
+"""The public surface, pinned: adding or removing a public name is a deliberate edit here.
+
+For every public module, ``__all__`` must equal the expected set, hold no
+duplicates, name only things that exist, and miss nothing the module itself
+defines without a leading underscore.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+import pytest
+
+EXPECTED: dict[str, set[str]] = {
+    "trusswork": {"__version__"},
+    "trusswork.core.errors": {
+        "Conflict",
+        "Corruption",
+        "InvalidInput",
+        "LimitExceeded",
+        "NotFound",
+        "ParseError",
+        "TrussworkError",
+        "Unavailable",
+    },
+    "trusswork.core.checksum": {"combine", "crc32c", "hardware_available"},
+    "trusswork.core.varint": {"decode", "decode_prefix", "encode"},
+    "trusswork.core.bits": {"pack", "unpack"},
+    "trusswork.core.clock": {"Clock", "FakeClock", "SYSTEM_CLOCK", "SystemClock"},
+    "trusswork.core.metrics": {
+        "Counter",
+        "DEFAULT_BUCKETS",
+        "Gauge",
+        "Histogram",
+        "MetricsRegistry",
+        "REGISTRY",
+    },
+    "trusswork.core.config": {
+        "CONFIG_FILENAME",
+        "ENV_PREFIX",
+        "Seconds",
+        "load_config",
+        "parse_duration",
+    },
+}
+
+MODULES = sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_all_is_exactly_the_expected_public_names(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = list(module.__all__)
+    assert len(exported) == len(set(exported)), f"{name}.__all__ lists a name twice"
+    assert set(exported) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_exported_name_exists(name: str) -> None:
+    module = importlib.import_module(name)
+    missing = [attr for attr in module.__all__ if not hasattr(module, attr)]
+    assert missing == [], f"{name}.__all__ names what the module does not have: {missing}"
+
+
+def defined_here(module: types.ModuleType, value: object) -> bool:
+    """True for classes and functions defined in ``module`` or a private module it wraps."""
+    if not isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return False  # constants and type variables are judged by hand
+    owner = getattr(value, "__module__", None)
+    if not isinstance(owner, str):
+        return False
+    return owner == module.__name__ or (
+        owner.startswith("trusswork.") and owner.rsplit(".", 1)[-1].startswith("_")
+    )
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_public_definitions_are_exported(name: str) -> None:
+    module = importlib.import_module(name)
+    unexported = [
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_") and attr not in module.__all__ and defined_here(module, value)
+    ]
+    assert unexported == [], (
+        f"{name} defines public names it does not export: {unexported}; "
+        f"add them to __all__ (and here) or give them a leading underscore"
+    )
