@@ -26,7 +26,13 @@
  *     16-byte lanes through crc32 itself, then shifted and merged like a
  *     stream. This is about 1.4x the crc32-only loop on AMD Zen 3.
  *
- *  3. Combining without data (tw_crc32c_combine): the same shift, computed
+ *  3. Short inputs and tails. Below a fused block, the fused
+ *     implementation still runs three streams, of whatever length w words
+ *     the input allows, and merges them with one carry-less multiply by
+ *     x^(64w-33) mod P (from a table indexed by w) and one crc32 to reduce
+ *     the product: a 4 KiB buffer needs no single-stream loop.
+ *
+ *  4. Combining without data (tw_crc32c_combine): the same shift, computed
  *     as a multiplication by x^(8n) modulo the polynomial.
  *
  * Folding constants, in the 32-bit reflected representation used by the
@@ -214,6 +220,18 @@ uint32_t tw_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
         len -= 3 * (size_t)(block);                                        \
     }
 
+/* One crc32 chain: for tails too short to split into streams. */
+TARGET_SSE42 static inline uint32_t single_stream(uint64_t reg, const unsigned char *p, size_t len) {
+    while (len >= 8) {
+        reg = _mm_crc32_u64(reg, tw_load_le64(p));
+        p += 8;
+        len -= 8;
+    }
+    uint32_t r = (uint32_t)reg;
+    while (len--) r = _mm_crc32_u8(r, *p++);
+    return r;
+}
+
 TARGET_SSE42 static uint32_t sse42_update(uint32_t reg, const unsigned char *p, size_t len) {
     while (len && ((uintptr_t)p & 7)) {
         reg = _mm_crc32_u8(reg, *p++);
@@ -222,14 +240,7 @@ TARGET_SSE42 static uint32_t sse42_update(uint32_t reg, const unsigned char *p, 
     uint64_t r0 = reg;
     THREE_STREAMS(LONG_BLOCK, shift_long)
     THREE_STREAMS(SHORT_BLOCK, shift_short)
-    while (len >= 8) {
-        r0 = _mm_crc32_u64(r0, tw_load_le64(p));
-        p += 8;
-        len -= 8;
-    }
-    reg = (uint32_t)r0;
-    while (len--) reg = _mm_crc32_u8(reg, *p++);
-    return reg;
+    return single_stream(r0, p, len);
 }
 
 #define TARGET_FUSED __attribute__((target("sse4.2,pclmul,avx2,vpclmulqdq")))
@@ -253,12 +264,6 @@ TARGET_FUSED static inline __m256i fold128(__m256i x, __m256i k) {
         q3 += 8;                                        \
     } while (0)
 
-/*
- * Block layout: [vector region: FUSED_VECTOR_BYTES][stream 1][stream 2][stream 3],
- * each stream FUSED_STREAM_BYTES. The running register enters through the
- * first four bytes of the vector region (XOR), which is the same as
- * starting the CRC from it.
- */
 /* reg * x^(64w) mod P for the constant k = tail_shift[w]: one carry-less
  * multiply, then crc32 of the 8-byte product reduces it modulo P. */
 TARGET_FUSED static inline uint32_t shift_clmul(uint32_t reg, uint32_t k) {
@@ -279,17 +284,15 @@ TARGET_FUSED static uint32_t tail_update(uint32_t reg, const unsigned char *p, s
         p += 24 * words;
         len -= 24 * words;
     }
-    uint64_t r0 = reg;
-    while (len >= 8) {
-        r0 = _mm_crc32_u64(r0, tw_load_le64(p));
-        p += 8;
-        len -= 8;
-    }
-    reg = (uint32_t)r0;
-    while (len--) reg = _mm_crc32_u8(reg, *p++);
-    return reg;
+    return single_stream(reg, p, len);
 }
 
+/*
+ * Block layout: [vector region: FUSED_VECTOR_BYTES][stream 1][stream 2][stream 3],
+ * each stream FUSED_STREAM_BYTES. The running register enters through the
+ * first four bytes of the vector region (XOR), which is the same as
+ * starting the CRC from it.
+ */
 TARGET_FUSED static uint32_t fused_update(uint32_t reg, const unsigned char *p, size_t len) {
     const __m256i k128 = _mm256_set_epi64x(fold128_hi, fold128_lo, fold128_hi, fold128_lo);
     const __m128i k16 = _mm_set_epi64x(fold16_hi, fold16_lo);

@@ -380,14 +380,7 @@ class Gauge(_Metric):
         InvalidInput
             If the gauge has label names (use :meth:`labels` first).
         """
-        if self._children is not None:
-            raise self._family_error()
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value -= amount
-        finally:
-            lock.release()
+        self.inc(-amount)
 
     @property
     def value(self) -> float:
