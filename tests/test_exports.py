@@ -43,6 +43,15 @@ EXPECTED: dict[str, set[str]] = {
         "load_config",
         "parse_duration",
     },
+    "trusswork.storage": {"CheckReport", "Recovery", "WriteAheadLog", "check_log", "read_log"},
+    "trusswork.storage.wal": {
+        "CheckReport",
+        "FsyncMode",
+        "Recovery",
+        "WriteAheadLog",
+        "check_log",
+        "read_log",
+    },
 }
 
 MODULES = sorted(EXPECTED)

@@ -130,6 +130,7 @@ static void test_framing(void) {
     memset(buf + 25, 0, 40);
     CHECK(tw_wal_find_record(buf, 65, 1, 7) == -1);
     CHECK(tw_wal_find_record(buf, 65, 0, 7) == 0);
+    CHECK(tw_wal_find_record(buf, 65, SIZE_MAX - 3, 7) == -1);
     uint8_t header[TW_WAL_SEGMENT_HEADER];
     uint64_t first;
     tw_wal_segment_header(header, 42);
@@ -153,6 +154,8 @@ static void test_modes(void) {
         CHECK(tw_wal_wait_written(w, 501, 10) == TW_ERR_TRUNCATED);
         CHECK(tw_wal_active_segment(w) > 1); /* rotated: 4 KiB segments */
         CHECK(tw_wal_close(w) == TW_OK);
+        CHECK(tw_wal_close(w) == TW_OK); /* twice is harmless */
+        tw_wal_free(w);
         CHECK(verify_log(dir) == 500);
         remove_dir(dir);
         free(dir);
@@ -196,6 +199,7 @@ static void test_group_commit_threads(void) {
     tw_wal_positions(w, &next, &written, &durable);
     CHECK(durable == THREADS * EACH);
     CHECK(tw_wal_close(w) == TW_OK);
+    tw_wal_free(w);
     free(seen);
     free(lsns);
     remove_dir(dir);
@@ -209,6 +213,9 @@ static void test_power_loss(void) {
     uint64_t next = 1;
     for (int i = 0; i < 100; i++) append_text(w, &next);
     CHECK(tw_wal_simulate_power_loss(w, 1000) == TW_OK);
+    uint64_t lsn;
+    CHECK(tw_wal_append(w, (const uint8_t *)"x", 1, &lsn) == TW_ERR_IO);
+    tw_wal_free(w);
     CHECK(verify_log(dir) == 100);
     remove_dir(dir);
     free(dir);
@@ -219,6 +226,7 @@ static void test_power_loss(void) {
     for (int i = 0; i < 100; i++) append_text(w, &next);
     CHECK(tw_wal_flush(w, 0) == TW_OK);
     CHECK(tw_wal_simulate_power_loss(w, 0) == TW_OK);
+    tw_wal_free(w);
     CHECK(verify_log(dir) == 0);
     remove_dir(dir);
     free(dir);

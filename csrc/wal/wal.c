@@ -62,8 +62,9 @@ int tw_wal_read_segment_header(const uint8_t *buf, size_t len, uint64_t *first_l
     return TW_OK;
 }
 
+/* Covers everything after the CRC field: length, LSN, type, padding, payload. */
 static uint32_t record_crc(const uint8_t *header, uint32_t payload_crc) {
-    return tw_crc32c(payload_crc, header + 8, TW_WAL_RECORD_HEADER - 8);
+    return tw_crc32c(payload_crc, header + 4, TW_WAL_RECORD_HEADER - 4);
 }
 
 void tw_wal_frame(uint8_t *out, uint64_t lsn, uint8_t type, const uint8_t *payload, uint32_t len,
@@ -114,7 +115,8 @@ int tw_wal_parse(const uint8_t *buf, size_t len, size_t offset, uint64_t expect_
 
 int64_t tw_wal_find_record(const uint8_t *buf, size_t len, size_t from, uint64_t min_lsn) {
     tw_wal_entry entry;
-    for (size_t off = from; off + TW_WAL_RECORD_HEADER <= len; off++)
+    if (from > len) return -1;
+    for (size_t off = from; len - off >= TW_WAL_RECORD_HEADER; off++)
         if (check_record(buf, len, off, min_lsn, 0, &entry) == TW_OK) return (int64_t)off;
     return -1;
 }
@@ -543,15 +545,31 @@ int tw_wal_open(const char *dir, const char *path, uint64_t segment_first_lsn, u
     return TW_OK;
 }
 
-/* Refuses new calls, waits for the threads inside to leave, then frees. */
-static void destroy(tw_wal *w) {
+int tw_wal_close(tw_wal *w) {
     pthread_mutex_lock(&w->mu);
+    if (w->fd < 0) { /* closed before */
+        pthread_mutex_unlock(&w->mu);
+        return TW_OK;
+    }
     w->closing = 1;
     pthread_cond_broadcast(&w->changed);
     while (w->users) pthread_cond_wait(&w->changed, &w->mu);
+    int status = flush_all_locked(w, w->opt.sync_mode != TW_WAL_SYNC_NEVER);
     pthread_mutex_unlock(&w->mu);
-    if (w->has_thread) pthread_join(w->thread, NULL);
+    if (w->has_thread) {
+        pthread_join(w->thread, NULL);
+        w->has_thread = 0;
+    }
+    pthread_mutex_lock(&w->mu);
     close(w->fd);
+    w->fd = -1;
+    pthread_mutex_unlock(&w->mu);
+    return status;
+}
+
+void tw_wal_free(tw_wal *w) {
+    if (!w) return;
+    tw_wal_close(w);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->changed);
     free(w->buffer);
@@ -560,25 +578,22 @@ static void destroy(tw_wal *w) {
     free(w);
 }
 
-int tw_wal_close(tw_wal *w) {
-    pthread_mutex_lock(&w->mu);
-    w->closing = 1;
-    pthread_cond_broadcast(&w->changed);
-    while (w->users) pthread_cond_wait(&w->changed, &w->mu);
-    int status = flush_all_locked(w, w->opt.sync_mode != TW_WAL_SYNC_NEVER);
-    pthread_mutex_unlock(&w->mu);
-    destroy(w);
-    return status;
-}
-
 int tw_wal_simulate_power_loss(tw_wal *w, uint64_t keep_unsynced) {
     pthread_mutex_lock(&w->mu);
     while (w->flushing) pthread_cond_wait(&w->changed, &w->mu);
+    if (w->fd < 0) {
+        pthread_mutex_unlock(&w->mu);
+        return TW_ERR_IO;
+    }
+    /* Appenders still waiting must not be told their records are durable. */
+    if (!w->failed) snprintf(w->error, sizeof w->error, "simulated power loss");
+    w->failed = 1;
     uint64_t unsynced = w->segment_size - w->synced_size;
     uint64_t keep = w->synced_size + (keep_unsynced < unsynced ? keep_unsynced : unsynced);
     int status = ftruncate(w->fd, (off_t)keep) < 0 ? TW_ERR_IO : TW_OK;
     w->buffer_len = 0;
+    pthread_cond_broadcast(&w->changed);
     pthread_mutex_unlock(&w->mu);
-    destroy(w);
+    tw_wal_close(w);
     return status;
 }

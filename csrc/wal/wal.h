@@ -12,8 +12,9 @@
  *              u32 crc32c(header[0..28))
  *     records  back to back, each:
  *              u32 crc | u32 length | u64 lsn | u8 type | 3 zero bytes | payload
- *              crc = crc32c(lsn..pad, seed = crc32c(payload)), so the payload's
- *              checksum is computed before the appender takes the log's lock.
+ *              crc = crc32c(length..pad, seed = crc32c(payload)), so the
+ *              payload's checksum is computed before the appender takes the
+ *              log's lock, and a damaged length is caught like any other byte.
  * All integers little-endian. LSNs start at 1 and increase by one per record
  * across segments; type 0 never occurs, so zero-filled space never parses.
  *
@@ -124,14 +125,20 @@ uint64_t tw_wal_active_segment(tw_wal *w);
  * further appends: what reached the file is intact, the rest is not). */
 void tw_wal_last_error(tw_wal *w, char *out, size_t out_len);
 
-/* Refuses new calls, waits for threads inside append/flush/wait to leave,
- * flushes (syncing unless the mode is NEVER), stops the flush thread,
- * closes files and frees the log. Call once; w is invalid after. */
+/* Refuses new calls (they return TW_ERR_IO), waits for threads inside
+ * append/flush/wait to leave, flushes (syncing unless the mode is NEVER),
+ * stops the flush thread and closes the file. The memory stays valid, so a
+ * call racing with close fails cleanly; tw_wal_free releases it. A second
+ * close returns TW_OK. */
 int tw_wal_close(tw_wal *w);
+
+/* Closes the log if still open and frees it; w is invalid after. */
+void tw_wal_free(tw_wal *w);
 
 /* Test hook: simulates power loss. Everything written since the last
  * fdatasync is discarded from the active segment except a prefix of
- * `keep_unsynced` bytes, the log is closed and freed. */
+ * `keep_unsynced` bytes; appenders still waiting get TW_ERR_IO; the log is
+ * closed (not freed). */
 int tw_wal_simulate_power_loss(tw_wal *w, uint64_t keep_unsynced);
 
 #endif

@@ -46,4 +46,5 @@ cdef extern from "wal/wal.h" nogil:
     uint64_t tw_wal_active_segment(tw_wal *w)
     void tw_wal_last_error(tw_wal *w, char *out, size_t out_len)
     int tw_wal_close(tw_wal *w)
+    void tw_wal_free(tw_wal *w)
     int tw_wal_simulate_power_loss(tw_wal *w, uint64_t keep_unsynced)

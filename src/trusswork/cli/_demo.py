@@ -64,6 +64,7 @@ class DemoSection(NamedTuple):
 #: ``demo`` function in its CLI module (``trusswork/cli/_<system>.py``).
 SECTIONS: tuple[DemoSection, ...] = (
     DemoSection("core", "Core kernels: CRC32C, varint, bit packing", "trusswork.cli._core"),
+    DemoSection("storage", "Write-ahead log", "trusswork.cli._storage_demo"),
 )
 
 

@@ -56,7 +56,11 @@ cdef int check_status(int status, _Writer writer, str what) except -1:
 cdef class _Writer:
     """The append side of one open log (csrc/wal tw_wal)."""
 
+    # The C log lives as long as this object: close() shuts it down but keeps
+    # the memory, so a call racing with close fails cleanly instead of using
+    # freed memory; __dealloc__ (no method can be running then) frees it.
     cdef tw_wal *log
+    cdef bint closed
 
     def __cinit__(self, str directory, str segment_path, uint64_t segment_first_lsn,
                   uint64_t next_lsn, str mode, uint64_t segment_bytes, uint32_t interval_ms,
@@ -84,11 +88,11 @@ cdef class _Writer:
     def __dealloc__(self):
         if self.log != NULL:
             with nogil:
-                tw_wal_close(self.log)
+                tw_wal_free(self.log)
             self.log = NULL
 
     cdef tw_wal *live(self) except NULL:
-        if self.log == NULL:
+        if self.closed or self.log == NULL:
             raise InvalidInput("the write-ahead log is closed")
         return self.log
 
@@ -120,7 +124,10 @@ cdef class _Writer:
 
     def append_many(self, payloads):
         """Append a sequence of bytes-like payloads; returns the first LSN."""
-        items = [p if type(p) is bytes else bytes(p) for p in payloads]
+        try:
+            items = [p if type(p) is bytes else memoryview(p).tobytes() for p in payloads]
+        except TypeError as exc:
+            raise TypeError(f"append_many needs bytes-like payloads ({exc})") from None
         cdef size_t n = len(items), i
         cdef uint64_t first = 0
         cdef int status
@@ -174,17 +181,17 @@ cdef class _Writer:
     def close(self):
         cdef int status
         cdef tw_wal *log = self.log
-        if log == NULL:
+        if self.closed or log == NULL:
             return
-        self.log = NULL
+        self.closed = True
         with nogil:
             status = tw_wal_close(log)
-        check_status(status, None, "close")
+        check_status(status, self, "close")
 
     def simulate_power_loss(self, uint64_t keep_unsynced):
         """Test hook: drop unsynced bytes but keep_unsynced, then close."""
         cdef tw_wal *log = self.live()
-        self.log = NULL
+        self.closed = True
         with nogil:
             tw_wal_simulate_power_loss(log, keep_unsynced)
 
@@ -218,15 +225,19 @@ def parse(data, size_t offset, uint64_t expect_lsn, size_t max_records):
     cdef size_t n = 0, end = offset, i
     cdef int status
     cdef tw_wal_entry *entries
-    if max_records == 0:
-        return [], offset, TW_OK
-    entries = <tw_wal_entry *>malloc(max_records * sizeof(tw_wal_entry))
-    if entries == NULL:
-        raise MemoryError("parse: out of memory")
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    entries = NULL
     try:
         if offset > <size_t>view.len:
             raise InvalidInput(f"parse: offset {offset} beyond {view.len} bytes")
+        if max_records == 0 or offset == <size_t>view.len:
+            return [], offset, TW_OK
+        # No more records can fit than headers in the remaining bytes (one more
+        # slot lets the parser see, and report, a partial record at the end).
+        max_records = min(max_records, (view.len - offset) // TW_WAL_RECORD_HEADER + 1)
+        entries = <tw_wal_entry *>malloc(max_records * sizeof(tw_wal_entry))
+        if entries == NULL:
+            raise MemoryError("parse: out of memory")
         with nogil:
             status = tw_wal_parse(<const uint8_t *>view.buf, view.len, offset, expect_lsn,
                                   entries, max_records, &n, &end)

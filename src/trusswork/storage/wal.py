@@ -177,10 +177,15 @@ def _segment_records(
         try:
             header = _wal.read_segment_header(bytes(data[: _wal.SEGMENT_HEADER]))
             if header is None or header == -1:
-                if last and tolerate_tail and size <= _wal.SEGMENT_HEADER:
+                # A newest segment holding no more than a header was being
+                # created by a rotation when the writer died: a torn tail.
+                torn = last and size <= _wal.SEGMENT_HEADER
+                if torn and tolerate_tail:
                     return first, 0
                 what = "is cut off" if header is None else "is damaged"
-                raise _Damage(path, 0, f"segment header {what} (byte offset 0)", torn=False)
+                raise _Damage(
+                    path, 0, f"segment header {what} (byte offset 0)", torn=torn, lsn=first
+                )
             if header != first:
                 raise _Damage(
                     path, 0, f"header names first LSN {header}, the file name {first}", torn=False
@@ -206,9 +211,9 @@ def _segment_records(
                         continue
                 if status == _wal.OK:
                     break
-                torn = last and (
-                    status == _wal.TRUNCATED or _wal.find_record(data, end + 1, expect) < 0
-                )
+                # Torn only if nothing valid follows: a damaged length field can
+                # also make a record look cut off by the end of the file.
+                torn = last and _wal.find_record(data, end + 1, expect) < 0
                 if torn and tolerate_tail:
                     break
                 reason = "is cut off" if status == _wal.TRUNCATED else "is damaged"
@@ -251,6 +256,8 @@ def _records(
             ) from None
         except _Damage as damage:
             raise damage.corruption() from None
+        if limit is not None and expect > limit:
+            return  # segments after this one were started after the scan began
         index += 1
         if index == len(segments) and limit is not None and expect <= limit:
             # The writer moved to a new segment while we read: look again.
@@ -432,6 +439,7 @@ class WriteAheadLog:
             )
         self.path = Path(path)
         self.fsync: FsyncMode = fsync
+        self._closed = False
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.path / "LOCK", "a+b")  # noqa: SIM115 - held until close
         try:
@@ -530,7 +538,7 @@ class WriteAheadLog:
                 if not self._writer.wait_written(next_lsn, -1.0 if timeout is None else timeout):
                     return
             except (InvalidInput, Unavailable):
-                if self._lock.closed:
+                if self._closed:
                     return  # the log was closed while we waited
                 raise
 
@@ -559,8 +567,9 @@ class WriteAheadLog:
 
     def close(self) -> None:
         """Flush (and sync, unless ``fsync="never"``), then release the log. Idempotent."""
-        if self._lock.closed:
+        if self._closed:
             return
+        self._closed = True
         try:
             self._writer.close()
         finally:
@@ -568,8 +577,11 @@ class WriteAheadLog:
 
     def _simulate_power_loss(self, keep_unsynced: int = 0) -> None:
         """Test hook: lose what was written since the last sync (but ``keep_unsynced`` bytes)."""
-        self._writer.simulate_power_loss(keep_unsynced)
-        self._lock.close()
+        self._closed = True
+        try:
+            self._writer.simulate_power_loss(keep_unsynced)
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> Self:
         return self
@@ -583,5 +595,5 @@ class WriteAheadLog:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._lock.closed else f"next_lsn={self.next_lsn}"
+        state = "closed" if self._closed else f"next_lsn={self.next_lsn}"
         return f"<WriteAheadLog {str(self.path)!r} fsync={self.fsync!r} {state}>"

@@ -1,0 +1,127 @@
+"""The "storage" demo section: it runs in the tour, loses no acknowledged record, finds damage."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+from trusswork.cli import _demo, _storage_demo, main
+
+
+class Run(NamedTuple):
+    code: int
+    out_dir: Path
+    stderr: str
+    section: dict[str, Any]
+
+    @property
+    def rows(self) -> dict[str, str]:
+        return {figure: value for figure, value in self.section["rows"]}
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def storage_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """``trusswork demo --quick`` with only the storage section, through the demo machinery."""
+    out_dir = tmp_path_factory.mktemp("storage-demo")
+    sections = tuple(section for section in _demo.SECTIONS if section.name == "storage")
+    assert len(sections) == 1, "the storage section is not registered in _demo.SECTIONS"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_demo, "SECTIONS", sections)
+        patch.setenv("COLUMNS", "200")
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(["demo", "--quick", "--out", str(out_dir)])
+    document = json.loads((out_dir / "demo.json").read_text(encoding="utf-8"))
+    (section,) = document["sections"]
+    yield Run(code, out_dir, stderr.getvalue(), section)
+
+
+def test_storage_section_succeeds(storage_demo: Run) -> None:
+    assert storage_demo.code == 0, storage_demo.stderr
+    assert storage_demo.section["status"] == "ok", storage_demo.section
+
+
+def test_killed_writer_lost_no_acknowledged_record(storage_demo: Run) -> None:
+    rows = storage_demo.rows
+    assert rows["acknowledged records lost"] == "0"
+    acknowledged = number(rows["records acknowledged by the SIGKILLed writer"])
+    recovered = number(rows["records recovered on reopen"])
+    assert acknowledged > 0
+    assert recovered >= acknowledged
+    assert re.fullmatch(
+        r"0 B \(the tail was whole\)|[\d,]+ B at byte offset [\d,]+",
+        rows["torn bytes truncated on reopen"],
+    )
+
+
+def test_flipped_byte_is_detected_refused_and_repaired(storage_demo: Run) -> None:
+    rows = storage_demo.rows
+    assert re.fullmatch(
+        r"yes: 00000000000000000001\.wal at byte offset [\d,]+", rows["damage detected"]
+    )
+    assert rows["opening the damaged log"] == "refused (Corruption)"
+    # Quick mode appends 2,000 records; the middle one was damaged.
+    assert rows["kept by check_log(repair=True)"] == "1,000 of 2,000 records"
+
+
+def test_every_fsync_mode_is_measured_and_plotted(storage_demo: Run) -> None:
+    rows = storage_demo.rows
+    group = rows["appends, fsync=group, 8 threads, 2,000 x 256 B"]
+    assert re.fullmatch(r"[\d,]+ appends/s \([\d.]+ MB/s\)", group)
+    for mode in ("never", "interval", "always"):
+        assert re.fullmatch(r"[\d,]+ appends/s", rows[f"appends, fsync={mode}, 8 threads"])
+    page = (storage_demo.out_dir / "index.html").read_text(encoding="utf-8")
+    assert "<figcaption>Write-ahead log appends per second by fsync mode</figcaption><svg" in page
+
+
+def test_crashed_log_is_left_for_wal_check_and_passes_it(
+    storage_demo: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crashed = storage_demo.out_dir / "storage" / "crashed"
+    assert main(["storage", "wal-check", str(crashed)]) == 0
+    out = capsys.readouterr().out
+    recovered = storage_demo.rows["records recovered on reopen"].replace(",", "")
+    assert f"records:  {recovered} (LSN 1..{recovered})" in out
+
+
+def writer_processes() -> list[int]:
+    """Live processes running the demo's crash writer."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended while we looked
+        if b"writer_main" in command and str(os.getpid()).encode() in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_writer_process_is_left_behind(storage_demo: Run) -> None:
+    assert storage_demo.section["status"] == "ok"
+    assert writer_processes() == []
+
+
+def test_a_writer_that_cannot_start_fails_the_crash_step_quickly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A "Python" that exits at once: the step must report it, not wait or hang.
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(RuntimeError, match="acknowledged nothing"):
+        _storage_demo._crash(tmp_path / "log", run_seconds=0.1)
