@@ -8,8 +8,12 @@
  *   GROUP     appenders frame their records into a shared buffer; one of
  *             them (the leader) writes the whole buffer and fdatasyncs once
  *             while the others wait on a condition variable; records that
- *             arrive during that sync form the next batch. Every appender
- *             returns only after a sync that covered its record.
+ *             arrive during that sync form the next batch. When the last
+ *             batch had more than one record, a new leader first waits a
+ *             quarter of the average sync time so the next wave of
+ *             appenders joins its batch (an adaptive commit delay; a lone
+ *             appender never waits). Every appender returns only after a
+ *             sync that covered its record.
  *   INTERVAL  appends return once framed in memory; a thread writes and
  *             syncs every interval_ms. A crash loses at most the last
  *             interval (plus the buffer on process death).
@@ -137,6 +141,9 @@ struct tw_wal {
     uint64_t next_lsn, written_lsn, durable_lsn;
     int flushing, failed, closing;
     int users;               /* threads inside append/flush/wait; close waits for 0 */
+    int gathering;           /* GROUP: a leader is waiting for more records to join */
+    uint64_t last_batch;     /* records in the last synced batch */
+    uint64_t sync_ns;        /* moving average of one write + fdatasync */
     pthread_t thread;
     int has_thread;
     char error[256];
@@ -244,11 +251,39 @@ static int rotate_if_full(tw_wal *w, uint64_t last_lsn, int *synced, const char 
     return 0;
 }
 
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static struct timespec deadline_after_ns(uint64_t ns) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    ns += (uint64_t)t.tv_nsec;
+    t.tv_sec += (time_t)(ns / 1000000000u);
+    t.tv_nsec = (long)(ns % 1000000000u);
+    return t;
+}
+
+static struct timespec deadline_after(int64_t ms) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    return t;
+}
+
 /*
  * Takes the buffer and writes it (and syncs, with `sync`) with the lock
  * released. Precondition: mu held, !flushing. Returns with mu held.
  */
 static void flush_locked(tw_wal *w, int sync) {
+    if (w->failed) return; /* nothing is written or acknowledged after a failure */
     w->flushing = 1;
     uint8_t *data = w->buffer;
     size_t len = w->buffer_len;
@@ -261,6 +296,7 @@ static void flush_locked(tw_wal *w, int sync) {
 
     const char *what = NULL;
     int err = 0, synced = 0;
+    uint64_t started = now_ns();
     if (len && write_all(w->fd, data, len) < 0) {
         what = "write segment";
     } else {
@@ -280,8 +316,12 @@ static void flush_locked(tw_wal *w, int sync) {
     if (what) {
         fail_locked(w, what, err);
     } else {
+        if (synced) {
+            w->last_batch = last - w->durable_lsn;
+            w->sync_ns = (3 * w->sync_ns + (now_ns() - started)) / 4;
+            w->durable_lsn = last;
+        }
         w->written_lsn = last;
-        if (synced) w->durable_lsn = last;
     }
     w->flushing = 0;
     pthread_cond_broadcast(&w->changed);
@@ -317,17 +357,6 @@ static void timed_wait(tw_wal *w, int64_t timeout_ms, const struct timespec *dea
         pthread_cond_timedwait(&w->changed, &w->mu, deadline);
 }
 
-static struct timespec deadline_after(int64_t ms) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
-    return t;
-}
 
 /* Frames n records under the lock (payload CRCs computed by the caller). */
 static int append_locked(tw_wal *w, const uint8_t *const *payloads, const size_t *lengths,
@@ -368,10 +397,20 @@ static int append_records(tw_wal *w, const uint8_t *const *payloads, const size_
         }
     } else {
         while (w->durable_lsn < last && !w->failed) {
-            if (!w->flushing)
-                flush_locked(w, 1);
-            else
+            if (w->flushing || w->gathering) {
                 pthread_cond_wait(&w->changed, &w->mu);
+            } else if (mode == TW_WAL_SYNC_GROUP && w->last_batch > 1) {
+                /* Commit delay: appenders arrive in waves (the last batch had
+                 * company), so wait a quarter of a sync for more of them to
+                 * join this one. Costs latency, saves syncs. */
+                w->gathering = 1;
+                struct timespec deadline = deadline_after_ns(w->sync_ns / 4);
+                pthread_cond_timedwait(&w->changed, &w->mu, &deadline);
+                w->gathering = 0;
+                if (!w->flushing && w->durable_lsn < last) flush_locked(w, 1);
+            } else {
+                flush_locked(w, 1);
+            }
         }
     }
     status = w->failed && w->durable_lsn < last && mode <= TW_WAL_SYNC_GROUP ? TW_ERR_IO : TW_OK;
@@ -592,6 +631,7 @@ int tw_wal_simulate_power_loss(tw_wal *w, uint64_t keep_unsynced) {
     uint64_t keep = w->synced_size + (keep_unsynced < unsynced ? keep_unsynced : unsynced);
     int status = ftruncate(w->fd, (off_t)keep) < 0 ? TW_ERR_IO : TW_OK;
     w->buffer_len = 0;
+    w->segment_size = w->synced_size = keep;
     pthread_cond_broadcast(&w->changed);
     pthread_mutex_unlock(&w->mu);
     tw_wal_close(w);
