@@ -348,12 +348,7 @@ class Gauge(_Metric):
         """
         if self._children is not None:
             raise self._family_error()
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value = value
-        finally:
-            lock.release()
+        self._value = value  # one reference store: atomic, no lock needed
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (default 1; may be negative).
