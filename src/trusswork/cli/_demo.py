@@ -119,7 +119,7 @@ class DemoContext:
         under ``out_dir / <section name>``.
     quick:
         Smaller inputs and shorter timings (``trusswork demo --quick``);
-        the whole quick tour should take under about 3 seconds.
+        each section should keep its quick mode to a few seconds.
     console:
         A rich console on stderr for messages; they print above the
         progress bar.
@@ -169,7 +169,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="write the report here (created if missing; default: a new temporary directory)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smaller inputs and shorter timings (about 3 s)"
+        "--quick", action="store_true", help="smaller inputs and shorter timings (a few seconds)"
     )
 
 
