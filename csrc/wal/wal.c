@@ -18,7 +18,8 @@
  *             syncs every interval_ms. A crash loses at most the last
  *             interval (plus the buffer on process death).
  *   NEVER     appends return once framed in memory; records are written
- *             when the buffer fills, on flush and on close; never synced.
+ *             when the buffer fills, on flush and on close; synced only
+ *             when a full segment is sealed (rotation syncs in every mode).
  * A new segment is created (header written and synced, directory synced)
  * only after the previous one was synced, so a sealed segment is complete
  * and damage found in one is corruption, not a torn write.
@@ -142,6 +143,7 @@ struct tw_wal {
     int flushing, failed, closing;
     int users;               /* threads inside append/flush/wait; close waits for 0 */
     int gathering;           /* GROUP: a leader is waiting for more records to join */
+    int followers;           /* threads in tw_wal_wait_written */
     uint64_t last_batch;     /* records in the last synced batch */
     uint64_t sync_ns;        /* moving average of one write + fdatasync */
     pthread_t thread;
@@ -217,10 +219,13 @@ static char *segment_path(const char *dir, uint64_t first_lsn) {
 }
 
 /* After a batch ending at last_lsn: start a new segment if this one is full,
- * syncing the full one first (except in NEVER mode); *synced is set then. */
-static int rotate_if_full(tw_wal *w, uint64_t last_lsn, int *synced, const char **what) {
+ * syncing the full one first in every mode (so a sealed segment is always
+ * complete, and a sync later never has an unsynced older segment behind
+ * it); *synced is set then and *rotated_to gets the new segment's first LSN. */
+static int rotate_if_full(tw_wal *w, uint64_t last_lsn, int *synced, uint64_t *rotated_to,
+                          const char **what) {
     if (w->segment_size < w->opt.segment_bytes) return 0;
-    if (!*synced && w->opt.sync_mode != TW_WAL_SYNC_NEVER) {
+    if (!*synced) {
         if (fdatasync(w->fd) < 0) {
             *what = "sync full segment";
             return -1;
@@ -246,7 +251,7 @@ static int rotate_if_full(tw_wal *w, uint64_t last_lsn, int *synced, const char 
     }
     close(w->fd);
     w->fd = fd;
-    w->segment_first = last_lsn + 1;
+    *rotated_to = last_lsn + 1;
     w->segment_size = w->synced_size = size;
     return 0;
 }
@@ -296,6 +301,7 @@ static void flush_locked(tw_wal *w, int sync) {
 
     const char *what = NULL;
     int err = 0, synced = 0;
+    uint64_t rotated_to = 0;
     uint64_t started = now_ns();
     if (len && write_all(w->fd, data, len) < 0) {
         what = "write segment";
@@ -306,13 +312,14 @@ static void flush_locked(tw_wal *w, int sync) {
         else
             synced = sync;
         if (synced) w->synced_size = w->segment_size;
-        if (!what) rotate_if_full(w, last, &synced, &what);
+        if (!what) rotate_if_full(w, last, &synced, &rotated_to, &what);
     }
     if (what) err = errno;
 
     pthread_mutex_lock(&w->mu);
     w->spare = data;
     w->spare_cap = data_cap;
+    if (rotated_to) w->segment_first = rotated_to;
     if (what) {
         fail_locked(w, what, err);
     } else {
@@ -391,6 +398,7 @@ static int append_records(tw_wal *w, const uint8_t *const *payloads, const size_
     }
     uint64_t last = w->next_lsn - 1;
     if (mode == TW_WAL_SYNC_INTERVAL || mode == TW_WAL_SYNC_NEVER) {
+        if (w->followers) pthread_cond_broadcast(&w->changed); /* they write it out */
         if (w->buffer_len >= w->opt.buffer_bytes) {
             while (w->flushing) pthread_cond_wait(&w->changed, &w->mu);
             if (w->buffer_len >= w->opt.buffer_bytes) flush_locked(w, 0);
@@ -407,6 +415,8 @@ static int append_records(tw_wal *w, const uint8_t *const *payloads, const size_
                 struct timespec deadline = deadline_after_ns(w->sync_ns / 4);
                 pthread_cond_timedwait(&w->changed, &w->mu, &deadline);
                 w->gathering = 0;
+                /* Others waited on `gathering`; wake them whatever happens next. */
+                pthread_cond_broadcast(&w->changed);
                 if (!w->flushing && w->durable_lsn < last) flush_locked(w, 1);
             } else {
                 flush_locked(w, 1);
@@ -469,7 +479,7 @@ int tw_wal_flush(tw_wal *w, int sync) {
     return status;
 }
 
-int tw_wal_wait_written(tw_wal *w, uint64_t lsn, int64_t timeout_ms) {
+int tw_wal_wait_written(tw_wal *w, uint64_t lsn, int64_t timeout_ms, int durable) {
     struct timespec deadline = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&w->mu);
     if (!enter_locked(w)) {
@@ -477,13 +487,14 @@ int tw_wal_wait_written(tw_wal *w, uint64_t lsn, int64_t timeout_ms) {
         return TW_ERR_IO;
     }
     int status = TW_OK;
-    while (w->written_lsn < lsn) {
+    w->followers++;
+    while ((durable ? w->durable_lsn : w->written_lsn) < lsn) {
         if (w->failed || w->closing) {
             status = TW_ERR_IO;
             break;
         }
         /* Records already buffered become readable without waiting for the thread. */
-        if (w->next_lsn > lsn && !w->flushing) {
+        if (!durable && w->next_lsn > lsn && !w->flushing) {
             flush_locked(w, 0);
             continue;
         }
@@ -496,6 +507,7 @@ int tw_wal_wait_written(tw_wal *w, uint64_t lsn, int64_t timeout_ms) {
         }
         timed_wait(w, timeout_ms, &deadline);
     }
+    w->followers--;
     leave_locked(w);
     pthread_mutex_unlock(&w->mu);
     return status;
@@ -559,6 +571,14 @@ int tw_wal_open(const char *dir, const char *path, uint64_t segment_first_lsn, u
     w->fd = open_segment(path, segment_first_lsn, &w->segment_size, &what);
     if (w->fd < 0) {
         snprintf(error, error_len, "%s %s: %s", what, path, strerror(errno));
+        free(w->dir);
+        free(w);
+        return TW_ERR_IO;
+    }
+    if (w->segment_size == TW_WAL_SEGMENT_HEADER && sync_directory(dir) < 0) {
+        /* A segment this call created must survive power loss by name too. */
+        snprintf(error, error_len, "sync log directory %s: %s", dir, strerror(errno));
+        close(w->fd);
         free(w->dir);
         free(w);
         return TW_ERR_IO;

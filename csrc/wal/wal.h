@@ -38,7 +38,8 @@ enum tw_wal_sync {
     TW_WAL_SYNC_ALWAYS = 0,   /* each append written and fdatasync'ed before it returns */
     TW_WAL_SYNC_GROUP = 1,    /* appenders waiting together share one write + fdatasync */
     TW_WAL_SYNC_INTERVAL = 2, /* buffered; a thread writes and syncs every interval_ms */
-    TW_WAL_SYNC_NEVER = 3     /* buffered; written when the buffer fills or on flush */
+    TW_WAL_SYNC_NEVER = 3     /* buffered; written when the buffer fills or on flush; synced
+                                 only when a full segment is sealed */
 };
 
 /* ---------------------------------------------------------------- framing */
@@ -111,9 +112,10 @@ int tw_wal_append_many(tw_wal *w, const uint8_t *const *payloads, const size_t *
 /* Writes buffered records to the file; with `sync`, also fdatasync. */
 int tw_wal_flush(tw_wal *w, int sync);
 
-/* Waits until record `lsn` is in the file (readable) or timeout_ms passes
- * (negative: forever). TW_OK when it is, TW_ERR_TRUNCATED on timeout. */
-int tw_wal_wait_written(tw_wal *w, uint64_t lsn, int64_t timeout_ms);
+/* Waits until record `lsn` is in the file (readable) -- or, with `durable`,
+ * synced -- or timeout_ms passes (negative: forever). TW_OK when it is,
+ * TW_ERR_TRUNCATED on timeout. */
+int tw_wal_wait_written(tw_wal *w, uint64_t lsn, int64_t timeout_ms, int durable);
 
 /* LSN positions: next to assign, last written to the file, last durable. */
 void tw_wal_positions(tw_wal *w, uint64_t *next_lsn, uint64_t *written_lsn, uint64_t *durable_lsn);

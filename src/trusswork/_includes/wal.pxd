@@ -40,7 +40,7 @@ cdef extern from "wal/wal.h" nogil:
     int tw_wal_append_many(tw_wal *w, const uint8_t *const *payloads, const size_t *lengths,
                            size_t n, uint64_t *first_lsn)
     int tw_wal_flush(tw_wal *w, int sync)
-    int tw_wal_wait_written(tw_wal *w, uint64_t lsn, int64_t timeout_ms)
+    int tw_wal_wait_written(tw_wal *w, uint64_t lsn, int64_t timeout_ms, int durable)
     void tw_wal_positions(tw_wal *w, uint64_t *next_lsn, uint64_t *written_lsn,
                           uint64_t *durable_lsn)
     uint64_t tw_wal_active_segment(tw_wal *w)

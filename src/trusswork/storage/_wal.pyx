@@ -157,13 +157,14 @@ cdef class _Writer:
             status = tw_wal_flush(log, sync)
         check_status(status, self, "flush")
 
-    def wait_written(self, uint64_t lsn, double timeout):
-        """True once record lsn is in the file; False after timeout seconds (< 0: forever)."""
+    def wait_written(self, uint64_t lsn, double timeout, bint durable=False):
+        """True once record lsn is in the file (with durable: synced); False after timeout."""
         cdef int status
-        cdef int64_t ms = -1 if timeout < 0 else <int64_t>(timeout * 1000)
+        # Negative, NaN, infinite or absurdly long (over 30 years) mean: forever.
+        cdef int64_t ms = <int64_t>(timeout * 1000) if 0 <= timeout < 1e9 else -1
         cdef tw_wal *log = self.live()
         with nogil:
-            status = tw_wal_wait_written(log, lsn, ms)
+            status = tw_wal_wait_written(log, lsn, ms, durable)
         if status == TW_ERR_TRUNCATED:
             return False
         check_status(status, self, "follow")
