@@ -298,9 +298,11 @@ def check_log(path: str | os.PathLike[str], *, repair: bool = False) -> CheckRep
     expect: int | None = None
     for index, (first, segment) in enumerate(segments):
         try:
-            if expect is not None and first != expect and not _segment_path(
-                directory, expect
-            ).exists():
+            if (
+                expect is not None
+                and first != expect
+                and not _segment_path(directory, expect).exists()
+            ):
                 raise _Damage(
                     segment,
                     0,
