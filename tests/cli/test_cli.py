@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import trusswork
+from helpers import assert_one_error_line
 from trusswork.cli import _app, _bench, main
 from trusswork.core.errors import NotFound, ParseError
 
@@ -45,14 +46,6 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_each_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([command, "--help"]) == 0
     assert capsys.readouterr().out.startswith(f"usage: trusswork {command}")
-
-
-def assert_one_error_line(err: str, *fragments: str) -> None:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("trusswork: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.mark.parametrize(

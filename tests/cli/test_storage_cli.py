@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import assert_one_error_line
 from trusswork.cli import main
 from trusswork.storage import WriteAheadLog
 
@@ -159,14 +160,6 @@ def test_wal_check_json_is_the_check_report(
     assert damaged["problem_segment"] == str(log / FIRST_SEGMENT)
     assert damaged["problem_offset"] == record_offset(30)
     assert (damaged["torn_tail"], damaged["repaired"]) == (False, False)
-
-
-def assert_one_error_line(err: str, *fragments: str) -> None:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("trusswork: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.mark.parametrize("action", ["wal-check", "wal-dump"])

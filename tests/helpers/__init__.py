@@ -157,3 +157,12 @@ def private_redis(workdir: Path, *, binary: str | None = None) -> Iterator[str]:
         finally:
             server.kill()
             server.wait()
+
+
+def assert_one_error_line(err: str, *fragments: str) -> None:
+    """The CLI's error contract: one ``trusswork: error: ...`` line holding each fragment."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("trusswork: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]

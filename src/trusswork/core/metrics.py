@@ -263,25 +263,55 @@ class _Metric:
         return f"<{type(self).__name__} {self._exposed_name()}{labels}>"
 
 
+class _Scalar(_Metric):
+    """A metric whose series hold one float: the shared part of Counter and Gauge."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = ()) -> None:
+        super().__init__(name, documentation, labelnames)
+        self._value = 0.0
+
+    def _init_value(self, family: Self) -> None:
+        self._value = 0.0
+
+    def _add(self, amount: float) -> None:
+        if self._children is not None:
+            raise self._family_error()
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value += amount
+        finally:
+            lock.release()
+
+    @property
+    def value(self) -> float:
+        """The current value."""
+        if self._children is not None:
+            raise self._family_error()
+        return float(self._value)
+
+    def _render_samples(self, out: list[str]) -> None:
+        labels = f"{{{self._labelstr}}}" if self._labelstr else ""
+        out.append(f"{self._exposed_name()}{labels} {_format_float(self._value)}")
+
+
 @final
-class Counter(_Metric):
+class Counter(_Scalar):
     """A value that only goes up: requests served, bytes written, errors.
 
     Created by :meth:`MetricsRegistry.counter`. :attr:`name` has any
     ``_total`` suffix removed; the exposition adds it back.
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ()
     _type = "counter"
 
     def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = ()) -> None:
         if isinstance(name, str) and name.endswith("_total"):
             name = name[: -len("_total")]
         super().__init__(name, documentation, labelnames)
-        self._value = 0.0
-
-    def _init_value(self, family: Counter) -> None:
-        self._value = 0.0
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (default 1).
@@ -294,21 +324,7 @@ class Counter(_Metric):
         """
         if not amount >= 0:
             raise InvalidInput(f"counter {self.name!r} can only go up; inc({amount!r}) refused")
-        if self._children is not None:
-            raise self._family_error()
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value += amount
-        finally:
-            lock.release()
-
-    @property
-    def value(self) -> float:
-        """The current total."""
-        if self._children is not None:
-            raise self._family_error()
-        return float(self._value)
+        self._add(amount)
 
     def _exposed_name(self) -> str:
         return self.name + "_total"
@@ -316,27 +332,16 @@ class Counter(_Metric):
     def _sample_names(self) -> tuple[str, ...]:
         return (self.name, self.name + "_total")
 
-    def _render_samples(self, out: list[str]) -> None:
-        labels = f"{{{self._labelstr}}}" if self._labelstr else ""
-        out.append(f"{self.name}_total{labels} {_format_float(self._value)}")
-
 
 @final
-class Gauge(_Metric):
+class Gauge(_Scalar):
     """A value that goes up and down: queue depth, open connections, temperature.
 
     Created by :meth:`MetricsRegistry.gauge`.
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ()
     _type = "gauge"
-
-    def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = ()) -> None:
-        super().__init__(name, documentation, labelnames)
-        self._value = 0.0
-
-    def _init_value(self, family: Gauge) -> None:
-        self._value = 0.0
 
     def set(self, value: float) -> None:
         """Set the gauge to ``value``.
@@ -358,14 +363,7 @@ class Gauge(_Metric):
         InvalidInput
             If the gauge has label names (use :meth:`labels` first).
         """
-        if self._children is not None:
-            raise self._family_error()
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value += amount
-        finally:
-            lock.release()
+        self._add(amount)
 
     def dec(self, amount: float = 1.0) -> None:
         """Subtract ``amount`` (default 1).
@@ -375,18 +373,7 @@ class Gauge(_Metric):
         InvalidInput
             If the gauge has label names (use :meth:`labels` first).
         """
-        self.inc(-amount)
-
-    @property
-    def value(self) -> float:
-        """The current value."""
-        if self._children is not None:
-            raise self._family_error()
-        return float(self._value)
-
-    def _render_samples(self, out: list[str]) -> None:
-        labels = f"{{{self._labelstr}}}" if self._labelstr else ""
-        out.append(f"{self.name}{labels} {_format_float(self._value)}")
+        self._add(-amount)
 
 
 def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
