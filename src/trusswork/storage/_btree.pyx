@@ -1,0 +1,435 @@
+# cython: boundscheck=False, wraparound=False
+"""Compiled B+tree (csrc/btree): the thin layer under trusswork.storage.btree.
+
+Every C status passes through check_status. Every call into the tree runs
+without the GIL (a writer blocked on the writer lock, a commit's fdatasync
+and a reader's page faults do not stall other Python threads).
+"""
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+from trusswork._includes.common cimport (
+    TW_ERR_CORRUPT,
+    TW_ERR_INVALID,
+    TW_ERR_IO,
+    TW_ERR_NOMEM,
+    TW_ERR_NOSPACE,
+    TW_OK,
+)
+from trusswork._includes.btree cimport *
+
+from trusswork.core.errors import Corruption, InvalidInput, NotFound, Unavailable
+
+MIN_PAGE = TW_BT_MIN_PAGE
+MAX_PAGE = TW_BT_MAX_PAGE
+ITEMS = 0
+KEYS = 1
+VALUES = 2
+
+DEF STACK_VALUE = 512
+DEF SCAN_BUFFER = 65536
+
+
+cdef struct Arg:
+    const uint8_t *ptr
+    Py_ssize_t len
+    bint has_view
+    Py_buffer view
+
+
+cdef int get_arg(object obj, Arg *a, str what) except -1:
+    """Borrow the bytes of a bytes-like argument (release with put_arg)."""
+    a.has_view = 0
+    if type(obj) is bytes:
+        a.ptr = <const uint8_t *>PyBytes_AS_STRING(obj)
+        a.len = PyBytes_GET_SIZE(obj)
+        return 0
+    try:
+        PyObject_GetBuffer(obj, &a.view, PyBUF_SIMPLE)
+    except (TypeError, ValueError, BufferError):
+        raise TypeError(f"{what} must be bytes-like (bytes, bytearray, memoryview), "
+                        f"not {type(obj).__name__}") from None
+    a.has_view = 1
+    a.ptr = <const uint8_t *>a.view.buf
+    a.len = a.view.len
+    return 0
+
+
+cdef inline void put_arg(Arg *a):
+    if a.has_view:
+        PyBuffer_Release(&a.view)
+        a.has_view = 0
+
+
+def create_file(str path, uint32_t page_size):
+    """Write an empty tree to a new file at path (synced)."""
+    cdef char error[256]
+    cdef int status
+    p = path.encode()
+    cdef const char *cp = p
+    with nogil:
+        status = tw_bt_create_file(cp, page_size, error, sizeof(error))
+    if status == TW_ERR_INVALID:
+        raise InvalidInput(error.decode("utf-8", "replace"))
+    if status != TW_OK:
+        raise Unavailable(f"cannot create B-tree file: {error.decode('utf-8', 'replace')}")
+
+
+cdef class Snapshot:
+    """A registered read snapshot: pages it uses are not reused until release()."""
+    cdef tw_bt_snapshot snap
+    cdef Tree tree
+
+    def release(self):
+        if self.snap.registered and self.tree is not None:
+            with nogil:
+                tw_bt_snapshot_end(self.tree.bt, &self.snap)
+
+    @property
+    def txn(self):
+        return self.snap.txn
+
+    @property
+    def count(self):
+        return self.snap.count
+
+    def __dealloc__(self):
+        if self.snap.registered and self.tree is not None and self.tree.bt != NULL:
+            tw_bt_snapshot_end(self.tree.bt, &self.snap)
+
+
+cdef class Tree:
+    """One open tree file (csrc/btree tw_btree)."""
+    # close() shuts the tree down but keeps the C memory, so a call racing
+    # with close fails cleanly; __dealloc__ frees it.
+    cdef tw_btree *bt
+    cdef readonly str path
+    cdef readonly uint32_t page_size
+    cdef readonly uint32_t max_key
+    cdef bint closed
+
+    def __cinit__(self, str path, uint32_t page_size, uint64_t cache_bytes, bint sync,
+                  bint simulate_fs):
+        cdef char error[256]
+        cdef int status
+        self.path = path
+        p = path.encode()
+        cdef const char *cp = p
+        with nogil:
+            status = tw_bt_open(cp, page_size, cache_bytes, sync, simulate_fs, &self.bt, error,
+                                sizeof(error))
+        if status != TW_OK:
+            message = error.decode("utf-8", "replace")
+            if status == TW_BT_NOTFOUND:
+                raise NotFound(f"no B-tree file: {message}")
+            if status == TW_ERR_CORRUPT:
+                raise Corruption(message)
+            if status == TW_ERR_INVALID:
+                raise InvalidInput(message)
+            if status == TW_ERR_NOMEM:
+                raise MemoryError(f"opening {path}: out of memory")
+            raise Unavailable(f"cannot open B-tree file: {message}")
+        self.page_size = tw_bt_page_size(self.bt)
+        self.max_key = tw_bt_max_key(self.bt)
+
+    def __dealloc__(self):
+        if self.bt != NULL:
+            with nogil:
+                tw_bt_free(self.bt)
+            self.bt = NULL
+
+    cdef str last_error(self):
+        cdef char message[256]
+        tw_bt_last_error(self.bt, message, sizeof(message))
+        return message.decode("utf-8", "replace")
+
+    cdef int check_status(self, int status, str what) except -1:
+        """The choke point: turn a csrc/btree status into a trusswork error."""
+        if status == TW_OK:
+            return 0
+        if status == TW_ERR_CORRUPT:
+            raise Corruption(f"{self.path}: {what}: {self.last_error()}")
+        if status == TW_ERR_INVALID:
+            raise InvalidInput(f"{what}: {self.last_error()}")
+        if status == TW_ERR_IO:
+            detail = self.last_error() or "failed"
+            raise Unavailable(f"{self.path}: {what}: {detail}; reopen the tree to recover "
+                              f"its last commit")
+        if status == TW_ERR_NOMEM:
+            raise MemoryError(f"{what}: out of memory")
+        raise RuntimeError(f"{what}: internal error (status {status})")
+
+    cdef int live(self) except -1:
+        if self.closed:
+            raise Unavailable(f"{self.path}: the B-tree is closed")
+        return 0
+
+    cdef int check_key(self, Arg *k) except -1:
+        if k.len == 0 or k.len > self.max_key:
+            put_arg(k)
+            raise InvalidInput(f"key of {k.len} bytes: keys are 1 to {self.max_key} bytes")
+        return 0
+
+    def close(self):
+        cdef int status
+        if self.closed:
+            return
+        self.closed = True
+        with nogil:
+            status = tw_bt_close(self.bt)
+        self.check_status(status, "close")
+
+    def snapshot(self):
+        self.live()
+        cdef Snapshot s = Snapshot.__new__(Snapshot)
+        cdef int status
+        with nogil:
+            status = tw_bt_snapshot_begin(self.bt, &s.snap)
+        self.check_status(status, "snapshot")
+        s.tree = self
+        return s
+
+    def get(self, key, Snapshot snap=None, bint in_txn=False):
+        """The value of key, or None."""
+        self.live()
+        cdef Arg k
+        cdef uint8_t stack[STACK_VALUE]
+        cdef size_t vlen = 0, cap
+        cdef uint8_t *out
+        cdef int status
+        cdef const tw_bt_snapshot *sp = &snap.snap if snap is not None else NULL
+        get_arg(key, &k, "key")
+        self.check_key(&k)
+        try:
+            with nogil:
+                status = tw_bt_get(self.bt, sp, in_txn, k.ptr, k.len, stack, STACK_VALUE, &vlen)
+            if status == TW_OK:
+                return PyBytes_FromStringAndSize(<char *>stack, vlen)
+            while status == TW_ERR_NOSPACE:
+                cap = vlen
+                result = PyBytes_FromStringAndSize(NULL, cap)
+                out = <uint8_t *>PyBytes_AS_STRING(result)
+                with nogil:
+                    status = tw_bt_get(self.bt, sp, in_txn, k.ptr, k.len, out, cap, &vlen)
+                if status == TW_OK:
+                    return result if vlen == cap else result[:vlen]
+            if status == TW_BT_NOTFOUND:
+                return None
+            self.check_status(status, "get")
+        finally:
+            put_arg(&k)
+
+    def begin(self):
+        self.live()
+        cdef int status
+        with nogil:
+            status = tw_bt_begin(self.bt)
+        self.check_status(status, "begin transaction")
+
+    def put(self, key, value):
+        self.live()
+        cdef Arg k, v
+        cdef int status
+        get_arg(key, &k, "key")
+        self.check_key(&k)
+        try:
+            get_arg(value, &v, "value")
+        except BaseException:
+            put_arg(&k)
+            raise
+        try:
+            with nogil:
+                status = tw_bt_put(self.bt, k.ptr, k.len, v.ptr, v.len)
+        finally:
+            put_arg(&k)
+            put_arg(&v)
+        self.check_status(status, "put")
+
+    def delete(self, key):
+        """True when key was there."""
+        self.live()
+        cdef Arg k
+        cdef int status
+        get_arg(key, &k, "key")
+        self.check_key(&k)
+        try:
+            with nogil:
+                status = tw_bt_delete(self.bt, k.ptr, k.len)
+        finally:
+            put_arg(&k)
+        if status == TW_BT_NOTFOUND:
+            return False
+        self.check_status(status, "delete")
+        return True
+
+    def bulk_add(self, key, value):
+        self.live()
+        cdef Arg k, v
+        cdef int status
+        get_arg(key, &k, "key")
+        self.check_key(&k)
+        try:
+            get_arg(value, &v, "value")
+        except BaseException:
+            put_arg(&k)
+            raise
+        try:
+            with nogil:
+                status = tw_bt_bulk_add(self.bt, k.ptr, k.len, v.ptr, v.len)
+        finally:
+            put_arg(&k)
+            put_arg(&v)
+        self.check_status(status, "bulk load")
+
+    def commit(self):
+        self.live()
+        cdef int status
+        with nogil:
+            status = tw_bt_commit(self.bt)
+        self.check_status(status, "commit")
+
+    def abort(self):
+        cdef int status
+        with nogil:
+            status = tw_bt_abort(self.bt)
+        self.check_status(status, "abort")
+
+    def changes(self):
+        return tw_bt_txn_changes(self.bt)
+
+    def scan(self, Snapshot snap, bint in_txn, lo, bint lo_excl, hi, bint hi_excl,
+             bint reverse, int mode, size_t max_items):
+        """Up to max_items entries of the range: (list, done)."""
+        self.live()
+        cdef tw_bt_range r
+        cdef Arg lo_a, hi_a
+        cdef size_t n = 0, used = 0, cap = SCAN_BUFFER, i, off = 0
+        cdef int done = 0, status
+        cdef uint32_t kl, vl
+        cdef uint8_t *buf
+        cdef uint8_t *grown
+        cdef const tw_bt_snapshot *sp = &snap.snap if snap is not None else NULL
+        lo_a.has_view = 0
+        hi_a.has_view = 0
+        r.lo = NULL
+        r.hi = NULL
+        r.lo_len = r.hi_len = 0
+        r.lo_excl = lo_excl
+        r.hi_excl = hi_excl
+        r.reverse = reverse
+        r.keys_only = mode == KEYS
+        out = []
+        buf = <uint8_t *>malloc(cap)
+        if buf == NULL:
+            raise MemoryError("scan: out of memory")
+        try:
+            if lo is not None:
+                get_arg(lo, &lo_a, "start")
+                r.lo = lo_a.ptr
+                r.lo_len = lo_a.len
+            if hi is not None:
+                get_arg(hi, &hi_a, "stop")
+                r.hi = hi_a.ptr
+                r.hi_len = hi_a.len
+            while True:
+                with nogil:
+                    status = tw_bt_scan(self.bt, sp, in_txn, &r, buf, cap, max_items, &n, &used,
+                                        &done)
+                if status != TW_ERR_NOSPACE:
+                    break
+                grown = <uint8_t *>realloc(buf, used)
+                if grown == NULL:
+                    raise MemoryError("scan: out of memory")
+                buf = grown
+                cap = used
+            self.check_status(status, "scan")
+            for i in range(n):
+                memcpy(&kl, buf + off, 4)
+                memcpy(&vl, buf + off + 4, 4)
+                if mode == ITEMS:
+                    out.append((PyBytes_FromStringAndSize(<char *>buf + off + 8, kl),
+                                PyBytes_FromStringAndSize(<char *>buf + off + 8 + kl, vl)))
+                elif mode == KEYS:
+                    out.append(PyBytes_FromStringAndSize(<char *>buf + off + 8, kl))
+                else:
+                    # values: keep the key too, the iterator needs it to continue
+                    out.append((PyBytes_FromStringAndSize(<char *>buf + off + 8, kl),
+                                PyBytes_FromStringAndSize(<char *>buf + off + 8 + kl, vl)))
+                off += 8 + kl + vl
+        finally:
+            free(buf)
+            put_arg(&lo_a)
+            put_arg(&hi_a)
+        return out, bool(done)
+
+    def count(self, Snapshot snap, bint in_txn, lo, hi):
+        self.live()
+        cdef tw_bt_range r
+        cdef Arg lo_a, hi_a
+        cdef uint64_t c = 0
+        cdef int status
+        cdef const tw_bt_snapshot *sp = &snap.snap if snap is not None else NULL
+        lo_a.has_view = 0
+        hi_a.has_view = 0
+        r.lo = NULL
+        r.hi = NULL
+        r.lo_len = r.hi_len = 0
+        r.lo_excl = 0
+        r.hi_excl = 1
+        r.reverse = 0
+        r.keys_only = 1
+        try:
+            if lo is not None:
+                get_arg(lo, &lo_a, "start")
+                r.lo = lo_a.ptr
+                r.lo_len = lo_a.len
+            if hi is not None:
+                get_arg(hi, &hi_a, "stop")
+                r.hi = hi_a.ptr
+                r.hi_len = hi_a.len
+            with nogil:
+                status = tw_bt_count(self.bt, sp, in_txn, &r, &c)
+        finally:
+            put_arg(&lo_a)
+            put_arg(&hi_a)
+        self.check_status(status, "count")
+        return c
+
+    def stats(self, bint in_txn=False):
+        self.live()
+        cdef tw_bt_stats s
+        with nogil:
+            tw_bt_stats_get(self.bt, in_txn, &s)
+        return _stats_dict(&s)
+
+    def check(self):
+        self.live()
+        cdef tw_bt_stats s
+        cdef int status
+        with nogil:
+            status = tw_bt_check(self.bt, &s)
+        self.check_status(status, "check")
+        return _stats_dict(&s)
+
+    def simulate_power_loss(self, uint64_t seed):
+        cdef int status
+        with nogil:
+            status = tw_bt_simulate_power_loss(self.bt, seed)
+        if status == TW_ERR_INVALID:
+            raise InvalidInput("power loss needs a tree opened with _simulate_fs=True")
+        self.check_status(status, "simulate power loss")
+
+    def arm_power_loss(self, uint64_t nth_sync, uint64_t seed):
+        cdef int status = tw_bt_arm_power_loss(self.bt, nth_sync, seed)
+        if status == TW_ERR_INVALID:
+            raise InvalidInput("power loss needs a tree opened with _simulate_fs=True")
+
+
+cdef dict _stats_dict(tw_bt_stats *s):
+    return {"txn_id": s.txn, "keys": s.keys, "pages": s.pages, "free_pages": s.free_pages,
+            "leaf_pages": s.leaf_pages, "branch_pages": s.branch_pages,
+            "overflow_pages": s.overflow_pages, "freelist_pages": s.freelist_pages,
+            "depth": s.depth, "page_size": s.page_size}
