@@ -15,6 +15,20 @@ class Snapshot:
     def count(self) -> int: ...
     def release(self) -> None: ...
 
+class Iter:
+    def __init__(
+        self,
+        tree: Tree,
+        snap: Snapshot | None,
+        in_txn: bool,
+        start: Any,
+        stop: Any,
+        reverse: bool,
+        mode: int,
+    ) -> None: ...
+    def __iter__(self) -> Iter: ...
+    def __next__(self) -> Any: ...
+
 class Tree:
     path: str
     page_size: int

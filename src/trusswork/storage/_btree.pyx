@@ -433,3 +433,119 @@ cdef dict _stats_dict(tw_bt_stats *s):
             "leaf_pages": s.leaf_pages, "branch_pages": s.branch_pages,
             "overflow_pages": s.overflow_pages, "freelist_pages": s.freelist_pages,
             "depth": s.depth, "page_size": s.page_size}
+
+
+cdef class Iter:
+    """Iterator over a key range, filled from C in batches.
+
+    Each batch re-seeks just past the last key returned, so an iterator over
+    a snapshot sees exactly that snapshot and one inside a transaction sees
+    the transaction's writes as they happen, never an invalid position.
+    """
+    cdef Tree tree
+    cdef Snapshot snap
+    cdef bint in_txn, lo_excl, hi_excl, reverse, done
+    cdef int mode
+    cdef bytes lo
+    cdef bytes hi
+    cdef uint8_t *buf
+    cdef size_t cap, n, i, off, batch
+
+    def __cinit__(self, Tree tree, Snapshot snap, bint in_txn, start, stop, bint reverse,
+                  int mode):
+        self.tree = tree
+        self.snap = snap
+        self.in_txn = in_txn
+        self.reverse = reverse
+        self.mode = mode
+        self.hi_excl = True
+        try:
+            self.lo = None if start is None else bytes(start)
+            self.hi = None if stop is None else bytes(stop)
+        except TypeError:
+            raise TypeError("start and stop must be bytes-like or None") from None
+        self.batch = 64
+        self.cap = SCAN_BUFFER
+        self.buf = <uint8_t *>malloc(self.cap)
+        if self.buf == NULL:
+            raise MemoryError("iterator: out of memory")
+
+    def __dealloc__(self):
+        free(self.buf)
+        self.release()
+
+    cdef void release(self):
+        if self.snap is not None:
+            self.snap.release()
+            self.snap = None
+
+    def __iter__(self):
+        return self
+
+    cdef int fill(self) except -1:
+        cdef tw_bt_range r
+        cdef int status, done = 0
+        cdef size_t used = 0
+        cdef uint8_t *grown
+        cdef const tw_bt_snapshot *sp = &self.snap.snap if self.snap is not None else NULL
+        self.tree.live()
+        r.lo = NULL if self.lo is None else <const uint8_t *>PyBytes_AS_STRING(self.lo)
+        r.lo_len = 0 if self.lo is None else PyBytes_GET_SIZE(self.lo)
+        r.hi = NULL if self.hi is None else <const uint8_t *>PyBytes_AS_STRING(self.hi)
+        r.hi_len = 0 if self.hi is None else PyBytes_GET_SIZE(self.hi)
+        r.lo_excl = self.lo_excl
+        r.hi_excl = self.hi_excl
+        r.reverse = self.reverse
+        r.keys_only = self.mode == KEYS
+        while True:
+            with nogil:
+                status = tw_bt_scan(self.tree.bt, sp, self.in_txn, &r, self.buf, self.cap,
+                                    self.batch, &self.n, &used, &done)
+            if status != TW_ERR_NOSPACE:
+                break
+            grown = <uint8_t *>realloc(self.buf, used)
+            if grown == NULL:
+                raise MemoryError("iterator: out of memory")
+            self.buf = grown
+            self.cap = used
+        self.tree.check_status(status, "scan")
+        self.done = done
+        self.i = 0
+        self.off = 0
+        if self.batch < 1024:
+            self.batch *= 4
+        return 0
+
+    def __next__(self):
+        cdef uint32_t kl, vl
+        cdef uint8_t *p
+        if self.i == self.n:
+            if self.done:
+                self.release()
+                raise StopIteration
+            self.fill()
+            if self.n == 0:
+                self.release()
+                raise StopIteration
+        p = self.buf + self.off
+        memcpy(&kl, p, 4)
+        memcpy(&vl, p + 4, 4)
+        self.off += 8 + kl + vl
+        self.i += 1
+        key = None
+        if self.mode != VALUES or self.i == self.n:
+            key = PyBytes_FromStringAndSize(<char *>p + 8, kl)
+        if self.i == self.n:
+            # the next batch starts just past this key
+            if self.reverse:
+                self.hi = key
+                self.hi_excl = True
+            else:
+                self.lo = key
+                self.lo_excl = True
+        if self.mode == KEYS:
+            return key
+        value = PyBytes_FromStringAndSize(<char *>p + 8 + kl, vl)
+        if self.mode == VALUES:
+            return value
+        return (key, value)

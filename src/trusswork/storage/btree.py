@@ -55,9 +55,6 @@ __all__ = ["BTree", "BTreeStats", "Transaction", "check_btree"]
 #: What keys and values may be: bytes, bytearray, memoryview (C-contiguous).
 BytesLike = bytes | bytearray | memoryview
 
-_BATCH_FIRST = 64
-_BATCH_MAX = 1024
-
 
 @dataclass(frozen=True)
 class BTreeStats:
@@ -103,28 +100,8 @@ def _iterate(
     reverse: bool,
     mode: int,
 ) -> Iterator[Any]:
-    """Walk [start, stop) in batches, re-seeking after the last key each time."""
-    lo, lo_excl, hi, hi_excl = start, False, stop, True
-    batch = _BATCH_FIRST
-    try:
-        while True:
-            out, done = tree.scan(snap, in_txn, lo, lo_excl, hi, hi_excl, reverse, mode, batch)
-            if mode == _btree.VALUES:
-                for _, value in out:
-                    yield value
-            else:
-                yield from out
-            if done or not out:
-                return
-            last = out[-1] if mode == _btree.KEYS else out[-1][0]
-            if reverse:
-                hi, hi_excl = last, True
-            else:
-                lo, lo_excl = last, True
-            batch = min(batch * 4, _BATCH_MAX)
-    finally:
-        if snap is not None:
-            snap.release()
+    """Walk [start, stop) (see _btree.Iter); the snapshot is released at the end."""
+    return _btree.Iter(tree, snap, in_txn, start, stop, reverse, mode)
 
 
 class _Reader:
