@@ -106,7 +106,7 @@ typedef struct {
     int32_t next; /* hash chain */
     int32_t self; /* index in bt->frames */
     uint16_t pin;
-    uint8_t ref, dirty, used;
+    uint8_t ref, dirty, used, listed; /* listed: in bt->dirty_list */
     uint8_t *data;
 } frame;
 
@@ -129,6 +129,7 @@ struct tw_btree {
     int32_t *buckets;
     size_t nbuckets;
     size_t hand;
+    u64vec dirty_list; /* indices of frames dirtied in this transaction (maybe stale) */
 
     /* committed state */
     meta_t cur;
@@ -546,6 +547,18 @@ static int pg_get(tw_btree *bt, uint64_t pgno, uint8_t type, frame **out) {
     return TW_OK;
 }
 
+static inline void mark_dirty(tw_btree *bt, frame *f) {
+    f->dirty = 1;
+    if (f->listed) return;
+    if (vpush(&bt->dirty_list, (uint64_t)f->self) == TW_OK) {
+        f->listed = 1;
+    } else {
+        /* a page the commit would not write: refuse to commit at all */
+        bt->failed = 1;
+        snprintf(bt->error, sizeof bt->error, "out of memory tracking dirty pages");
+    }
+}
+
 /* A frame for a fresh page of this transaction, zeroed header, dirty. */
 static int pg_new(tw_btree *bt, uint64_t pgno, uint8_t type, frame **out) {
     frame *f = pool_lookup(bt, pgno);
@@ -556,7 +569,7 @@ static int pg_new(tw_btree *bt, uint64_t pgno, uint8_t type, frame **out) {
         f = pool_install(bt, idx, pgno);
     }
     f->ref = 1;
-    f->dirty = 1;
+    mark_dirty(bt, f);
     page_init(f->data, bt->P, type, pgno, bt->tx.txn);
     *out = f;
     return TW_OK;
@@ -805,6 +818,7 @@ void tw_bt_free(tw_btree *bt) {
     vfree(&bt->pending);
     vfree(&bt->fl_pages);
     vfree(&bt->snaps);
+    vfree(&bt->dirty_list);
     vfree(&bt->t_alloc);
     vfree(&bt->t_reuse);
     vfree(&bt->t_freed);
@@ -1300,7 +1314,7 @@ static int descend_cow(tw_btree *bt, const uint8_t *key, size_t klen, wpath *p) 
         if (nc != child) {
             if ((rc = pg_get(bt, pg, PT_BRANCH, &f))) return rc;
             set_branch_child(f->data, i, nc);
-            f->dirty = 1;
+            mark_dirty(bt, f);
         }
         p->pg[lvl] = pg;
         p->idx[lvl] = i;
@@ -1340,7 +1354,7 @@ static int insert_separator(tw_btree *bt, wpath *p, int lvl, uint32_t seplen, in
         if ((rc = pg_get(bt, p->pg[lvl], PT_BRANCH, &f))) return rc;
         uint32_t pos = (uint32_t)(p->idx[lvl] + 1);
         uint32_t sz = make_branch_cell(cellbuf, bt->sep[which], seplen, right);
-        f->dirty = 1;
+        mark_dirty(bt, f);
         rc = page_insert(bt, f->data, pos, cellbuf, sz);
         if (rc != TW_ERR_NOSPACE) return rc;
         /* split the branch: gather cells with the new one, promote the middle */
@@ -1381,7 +1395,7 @@ static int insert_separator(tw_btree *bt, wpath *p, int lvl, uint32_t seplen, in
         pg_set_link(rf->data, branch_child_of(cells[m]));
         page_fill(bt, rf->data, cells, sizes, m + 1, n + 1);
         page_fill(bt, d, cells, sizes, 0, m);
-        f->dirty = 1;
+        mark_dirty(bt, f);
         int other = !which;
         seplen = cell_klen(cells[m]);
         memcpy(bt->sep[other], branch_key(cells[m]), seplen);
@@ -1456,7 +1470,7 @@ static int split_leaf(tw_btree *bt, wpath *p, uint32_t pos, const uint8_t *cell,
     if (rc) return rc;
     page_fill(bt, rf->data, cells, sizes, m, n + 1);
     page_fill(bt, d, cells, sizes, 0, m);
-    f->dirty = 1;
+    mark_dirty(bt, f);
     const uint8_t *lk = leaf_key(cells[m - 1]), *rk = leaf_key(cells[m]);
     uint32_t seplen = separator(lk, cell_klen(cells[m - 1]), rk, cell_klen(cells[m]));
     memcpy(bt->sep[0], rk, seplen);
@@ -1511,7 +1525,7 @@ static int put_locked(tw_btree *bt, const uint8_t *key, size_t klen, const uint8
     if ((rc = pg_get(bt, p.pg[p.depth - 1], PT_LEAF, &f))) return rc;
     int exact;
     uint32_t pos = page_search(f->data, key, klen, 0, &exact);
-    f->dirty = 1;
+    mark_dirty(bt, f);
     if (exact) {
         const uint8_t *old = f->data + slot(f->data, pos);
         uint32_t vf = leaf_vfield(old);
@@ -1554,7 +1568,7 @@ static int rebalance(tw_btree *bt, wpath *p, int lvl) {
         if ((rc = pg_get(bt, p->pg[lvl - 1], PT_BRANCH, &pf))) return rc;
         set_branch_child(pf->data, li, nl);
         set_branch_child(pf->data, ri, nr);
-        pf->dirty = 1;
+        mark_dirty(bt, pf);
         frame *lf, *rf;
         pf->pin++;
         rc = pg_get(bt, nl, type, &lf);
@@ -1584,12 +1598,12 @@ static int rebalance(tw_btree *bt, wpath *p, int lvl) {
         lf->pin--;
         rf->pin--;
         if (rc) return rc;
-        lf->dirty = 1;
+        mark_dirty(bt, lf);
         pool_drop(bt, nr);
         if ((rc = free_page(bt, nr, 1))) return rc;
         if ((rc = pg_get(bt, p->pg[lvl - 1], PT_BRANCH, &pf))) return rc;
         page_remove(pf->data, (uint32_t)ri);
-        pf->dirty = 1;
+        mark_dirty(bt, pf);
     }
     /* the root: collapse empty levels */
     for (;;) {
@@ -1630,7 +1644,7 @@ static int delete_locked(tw_btree *bt, const uint8_t *key, size_t klen) {
     uint32_t vf = leaf_vfield(old);
     uint64_t old_ovf = (vf & OVF_FLAG) ? tw_load_le64(leaf_key(old) + cell_klen(old)) : 0;
     page_remove(f->data, pos);
-    f->dirty = 1;
+    mark_dirty(bt, f);
     bt->tx.count--;
     if (old_ovf && (rc = free_overflow(bt, old_ovf))) return rc;
     return rebalance(bt, &p, (int)p.depth - 1);
@@ -1816,6 +1830,8 @@ static void txn_reset(tw_btree *bt) {
 
 static int abort_locked(tw_btree *bt) {
     int rc = TW_OK;
+    for (size_t i = 0; i < bt->dirty_list.n; i++) bt->frames[bt->dirty_list.v[i]]->listed = 0;
+    bt->dirty_list.n = 0;
     for (size_t i = 0; i < bt->t_alloc.n; i++) {
         uint64_t pg = bt->t_alloc.v[i];
         pool_drop(bt, pg);
@@ -1910,17 +1926,19 @@ int tw_bt_commit(tw_btree *bt) {
     rc = bulk_finish_locked(bt);
     if (!rc) rc = write_freelist(bt, &flp);
     if (!rc) {
-        dirty = malloc((bt->nframes + 1) * sizeof *dirty);
+        dirty = malloc((bt->dirty_list.n + 1) * sizeof *dirty);
         if (!dirty) rc = TW_ERR_NOMEM;
     }
     if (!rc) {
-        for (size_t i = 0; i < bt->nframes; i++) {
-            frame *f = bt->frames[i];
+        for (size_t i = 0; i < bt->dirty_list.n; i++) {
+            frame *f = bt->frames[bt->dirty_list.v[i]];
+            f->listed = 0;
             if (f->used && f->dirty) {
                 f->pin++;
                 dirty[nd++] = f;
             }
         }
+        bt->dirty_list.n = 0;
     }
     meta_t m = bt->tx;
     /* the simulated file system's overlay is shared with readers: keep the lock */
