@@ -21,18 +21,23 @@
  * File format (all integers little-endian, P = page size):
  *   page 0, 1   meta: "TWBTREE1" | u32 version | u32 P | u64 txn | u64 root |
  *               u64 count | u64 npages | u64 freelist head | u64 free count |
- *               u32 depth | ... | u32 crc32c(bytes 0..124) at 124
- *   page n      header (40 bytes): u32 crc32c(bytes 4..P) | u8 type | u8 0 |
- *               u16 nkeys | u64 pgno | u64 txn | u64 link | u32 upper | u32 frag
+ *               u32 depth | u64 root's txn | ... | u32 crc32c(bytes 0..124) at 124
+ *   page n      header (48 bytes): u32 crc32c(bytes 4..P) | u8 type | u8 0 |
+ *               u16 nkeys | u64 pgno | u64 txn that wrote it | u64 link |
+ *               u32 upper | u32 frag | u64 link's txn
  *     leaf      slots u16[nkeys] after the header, cells from the end:
  *               u16 klen | u32 vlen (bit 31: overflow) | key | value
- *               (an overflow cell holds u64 first overflow page instead)
- *     branch    link = leftmost child; cells u16 klen | u64 child | key;
- *               the child of cell i holds keys >= key i (and < key i + 1)
+ *               (an overflow cell holds u64 first overflow page | u64 its txn)
+ *     branch    link = leftmost child; cells u16 klen | u64 child |
+ *               u64 child's txn | key; the child of cell i holds keys >= key i
+ *               (and < key i + 1)
  *     overflow  link = next page; upper = bytes of value in this page
  *     freelist  link = next page; upper = entries; u64 pgno entries
- * Every page names its own number and carries a checksum, so a torn, stale
- * or misdirected page is Corruption when read, never data.
+ * Every page names its own number and carries a checksum, and every pointer
+ * to a page names the transaction that wrote it (as btrfs does), so a torn,
+ * misdirected or stale page -- a write the disk lost, or with sync off one
+ * that never happened -- is Corruption when read, never data. The file is
+ * always at least npages long (a commit extends it before its meta page).
  *
  * Free pages. A page freed by transaction F is still part of snapshot F - 1;
  * it becomes reusable when no registered reader snapshot is older than F.
@@ -62,7 +67,7 @@
 static const uint8_t META_MAGIC[8] = {'T', 'W', 'B', 'T', 'R', 'E', 'E', '1'};
 #define META_VERSION 1u
 #define META_CRC_AT 124u
-#define HDR 40u
+#define HDR 48u
 #define MAX_DEPTH 40
 #define MIN_FRAMES 64u
 
@@ -97,7 +102,7 @@ static void vfree(u64vec *a) {
 /* ---------------------------------------------------------------- state */
 
 typedef struct {
-    uint64_t txn, root, count, npages, fl_head, fl_count;
+    uint64_t txn, root, count, npages, fl_head, fl_count, root_txn;
     uint32_t depth;
 } meta_t;
 
@@ -133,6 +138,7 @@ struct tw_btree {
 
     /* committed state */
     meta_t cur;
+    uint64_t file_pages; /* the file holds at least this many pages */
     u64vec free_pages; /* reusable now */
     u64vec pending;    /* pairs (pgno, freeing txn) not yet reusable */
     u64vec fl_pages;   /* pages holding the committed free list */
@@ -306,11 +312,12 @@ static inline const uint8_t *leaf_key(const uint8_t *c) { return c + 6; }
 static inline uint32_t leaf_vfield(const uint8_t *c) { return tw_load_le32(c + 2); }
 static inline uint32_t leaf_cell_size(const uint8_t *c) {
     uint32_t vf = leaf_vfield(c);
-    return 6 + cell_klen(c) + ((vf & OVF_FLAG) ? 8 : vf);
+    return 6 + cell_klen(c) + ((vf & OVF_FLAG) ? 16 : vf);
 }
-static inline const uint8_t *branch_key(const uint8_t *c) { return c + 10; }
+static inline const uint8_t *branch_key(const uint8_t *c) { return c + 18; }
 static inline uint64_t branch_child_of(const uint8_t *c) { return tw_load_le64(c + 2); }
-static inline uint32_t branch_cell_size(const uint8_t *c) { return 10 + cell_klen(c); }
+static inline uint64_t branch_txn_of(const uint8_t *c) { return tw_load_le64(c + 10); }
+static inline uint32_t branch_cell_size(const uint8_t *c) { return 18 + cell_klen(c); }
 static inline uint32_t cell_size(uint8_t type, const uint8_t *c) {
     return type == PT_LEAF ? leaf_cell_size(c) : branch_cell_size(c);
 }
@@ -354,11 +361,19 @@ static inline uint64_t branch_child(const uint8_t *d, int i) {
     return i < 0 ? pg_link(d) : branch_child_of(d + slot(d, (uint32_t)i));
 }
 
-static inline void set_branch_child(uint8_t *d, int i, uint64_t child) {
-    if (i < 0)
+/* The transaction that wrote child i: a read that finds another is a lost write. */
+static inline uint64_t branch_child_txn(const uint8_t *d, int i) {
+    return i < 0 ? tw_load_le64(d + 40) : branch_txn_of(d + slot(d, (uint32_t)i));
+}
+
+static inline void set_branch_child(uint8_t *d, int i, uint64_t child, uint64_t txn) {
+    if (i < 0) {
         pg_set_link(d, child);
-    else
+        tw_store_le64(d + 40, txn);
+    } else {
         tw_store_le64(d + slot(d, (uint32_t)i) + 2, child);
+        tw_store_le64(d + slot(d, (uint32_t)i) + 10, txn);
+    }
 }
 
 static inline uint32_t page_free_contig(const uint8_t *d) { return pg_upper(d) - HDR - 2 * pg_n(d); }
@@ -374,7 +389,7 @@ static int page_validate(tw_btree *bt, uint64_t pgno, const uint8_t *d) {
     uint64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t off = slot(d, i);
-        if (off < upper || off + (type == PT_LEAF ? 6u : 10u) > P) return corrupt(bt, pgno, "bad cell offset");
+        if (off < upper || off + (type == PT_LEAF ? 6u : 18u) > P) return corrupt(bt, pgno, "bad cell offset");
         const uint8_t *c = d + off;
         uint32_t klen = cell_klen(c);
         if (klen == 0 || klen > bt->max_key) return corrupt(bt, pgno, "bad key length");
@@ -512,8 +527,9 @@ static frame *pool_install(tw_btree *bt, int32_t idx, uint64_t pgno) {
     return f;
 }
 
-/* Page pgno of type `type` (0: any), loaded and verified if not cached. */
-static int pg_get(tw_btree *bt, uint64_t pgno, uint8_t type, frame **out) {
+/* Page pgno of type `type` (0: any), loaded and verified if not cached.
+ * want: the transaction its parent says wrote it (0: not checked). */
+static int pg_get(tw_btree *bt, uint64_t pgno, uint8_t type, uint64_t want, frame **out) {
     frame *f = pool_lookup(bt, pgno);
     if (!f) {
         if (pgno < 2 || pgno >= (bt->in_txn ? bt->tx.npages : bt->cur.npages))
@@ -536,6 +552,13 @@ static int pg_get(tw_btree *bt, uint64_t pgno, uint8_t type, frame **out) {
         f = pool_install(bt, idx, pgno);
     }
     f->ref = 1;
+    if (want && pg_txn(f->data) != want) {
+        char what[128];
+        snprintf(what, sizeof what,
+                 "stale page: written by transaction %llu, its parent expects %llu (a lost write)",
+                 (unsigned long long)pg_txn(f->data), (unsigned long long)want);
+        return corrupt(bt, pgno, what);
+    }
     if (type && pg_type(f->data) != type) {
         static const char *names[] = {"?", "leaf", "branch", "overflow", "free-list"};
         char what[64];
@@ -597,6 +620,7 @@ int tw_bt_snapshot_begin(tw_btree *bt, tw_bt_snapshot *snap) {
     }
     snap->txn = bt->cur.txn;
     snap->root = bt->cur.root;
+    snap->root_txn = bt->cur.root_txn;
     snap->count = bt->cur.count;
     snap->depth = bt->cur.depth;
     snap->registered = 1;
@@ -643,6 +667,7 @@ static void meta_encode(const tw_btree *bt, const meta_t *m, uint8_t *d) {
     tw_store_le64(d + 48, m->fl_head);
     tw_store_le64(d + 56, m->fl_count);
     tw_store_le32(d + 64, m->depth);
+    tw_store_le64(d + 68, m->root_txn);
     tw_store_le32(d + META_CRC_AT, tw_crc32c(0, d, META_CRC_AT));
 }
 
@@ -659,6 +684,7 @@ static int meta_decode(const uint8_t *d, meta_t *m, uint32_t *P) {
     m->fl_head = tw_load_le64(d + 48);
     m->fl_count = tw_load_le64(d + 56);
     m->depth = tw_load_le32(d + 64);
+    m->root_txn = tw_load_le64(d + 68);
     if (*P < TW_BT_MIN_PAGE || *P > TW_BT_MAX_PAGE || (*P & (*P - 1))) return 0;
     if (m->npages < 2 || m->depth > MAX_DEPTH || (m->root == 0) != (m->depth == 0)) return 0;
     return 1;
@@ -674,7 +700,9 @@ int tw_bt_create_file(const char *path, uint32_t page_size, char *error, size_t 
     tw_btree tmp;
     memset(&tmp, 0, sizeof tmp);
     tmp.P = page_size;
-    meta_t m = {0, 0, 0, 2, 0, 0, 0};
+    meta_t m;
+    memset(&m, 0, sizeof m);
+    m.npages = 2;
     meta_encode(&tmp, &m, d);
     meta_encode(&tmp, &m, d + page_size);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -696,7 +724,7 @@ static int load_freelist(tw_btree *bt) {
     while (pg) {
         if (bt->fl_pages.n > bt->cur.npages) return corrupt(bt, pg, "free-list chain loops");
         frame *f;
-        int rc = pg_get(bt, pg, PT_FREELIST, &f);
+        int rc = pg_get(bt, pg, PT_FREELIST, bt->cur.txn, &f);
         if (rc) return rc;
         uint32_t n = pg_upper(f->data);
         if (n > per) return corrupt(bt, pg, "free-list page claims too many entries");
@@ -747,11 +775,27 @@ int tw_bt_open(const char *path, uint32_t page_size, uint64_t cache_bytes, int s
         snprintf(error, error_len, "%s: the file has %u-byte pages, not %u", path, P, page_size);
         return TW_ERR_INVALID;
     }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        snprintf(error, error_len, "%s: %s", path, strerror(errno));
+        close(fd);
+        return TW_ERR_IO;
+    }
+    if ((uint64_t)st.st_size / P < m->npages) {
+        snprintf(error, error_len,
+                 "%s: the meta page of transaction %llu says the tree spans %llu pages, but the file "
+                 "ends in page %llu (byte offset %llu): truncated?",
+                 path, (unsigned long long)m->txn, (unsigned long long)m->npages,
+                 (unsigned long long)((uint64_t)st.st_size / P), (unsigned long long)st.st_size);
+        close(fd);
+        return TW_ERR_CORRUPT;
+    }
     tw_btree *bt = calloc(1, sizeof *bt);
     if (!bt) {
         close(fd);
         return TW_ERR_NOMEM;
     }
+    bt->file_pages = (uint64_t)st.st_size / P;
     bt->fd = fd;
     bt->P = P;
     bt->max_key = P / 8;
@@ -855,27 +899,31 @@ static int usable(tw_btree *bt) {
 /* ---------------------------------------------------------------- reading */
 
 /* The root and depth a read sees. */
-static void read_view(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, uint64_t *root, uint32_t *depth) {
+static void read_view(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, uint64_t *root, uint64_t *root_txn,
+                      uint32_t *depth) {
     if (snap) {
         *root = snap->root;
+        *root_txn = snap->root_txn;
         *depth = snap->depth;
     } else if (in_txn && bt->in_txn) {
         *root = bt->tx.root;
+        *root_txn = bt->tx.root_txn;
         *depth = bt->tx.depth;
     } else {
         *root = bt->cur.root;
+        *root_txn = bt->cur.root_txn;
         *depth = bt->cur.depth;
     }
 }
 
 /* Copies an overflow value of vlen bytes starting at page first into buf. */
-static int read_overflow(tw_btree *bt, uint64_t first, uint8_t *buf, size_t vlen) {
+static int read_overflow(tw_btree *bt, uint64_t first, uint64_t txn, uint8_t *buf, size_t vlen) {
     size_t done = 0;
     uint64_t pg = first;
     while (done < vlen) {
         if (!pg) return corrupt(bt, first, "overflow chain ends early");
         frame *f;
-        int rc = pg_get(bt, pg, PT_OVERFLOW, &f);
+        int rc = pg_get(bt, pg, PT_OVERFLOW, txn, &f);
         if (rc) return rc;
         uint32_t len = pg_upper(f->data);
         if (len > bt->P - HDR || len > vlen - done) return corrupt(bt, pg, "bad overflow length");
@@ -887,17 +935,19 @@ static int read_overflow(tw_btree *bt, uint64_t first, uint8_t *buf, size_t vlen
     return TW_OK;
 }
 
-static int get_locked(tw_btree *bt, uint64_t root, uint32_t depth, const uint8_t *key, size_t klen,
-                      uint8_t *buf, size_t cap, size_t *vlen) {
+static int get_locked(tw_btree *bt, uint64_t root, uint64_t root_txn, uint32_t depth, const uint8_t *key,
+                      size_t klen, uint8_t *buf, size_t cap, size_t *vlen) {
     if (!root) return TW_BT_NOTFOUND;
-    uint64_t pg = root;
+    uint64_t pg = root, want = root_txn;
     frame *f;
     int rc;
     for (uint32_t lvl = 0; lvl + 1 < depth; lvl++) {
-        if ((rc = pg_get(bt, pg, PT_BRANCH, &f))) return rc;
-        pg = branch_child(f->data, branch_index(f->data, key, klen));
+        if ((rc = pg_get(bt, pg, PT_BRANCH, want, &f))) return rc;
+        int i = branch_index(f->data, key, klen);
+        pg = branch_child(f->data, i);
+        want = branch_child_txn(f->data, i);
     }
-    if ((rc = pg_get(bt, pg, PT_LEAF, &f))) return rc;
+    if ((rc = pg_get(bt, pg, PT_LEAF, want, &f))) return rc;
     int exact;
     uint32_t i = page_search(f->data, key, klen, 0, &exact);
     if (!exact) return TW_BT_NOTFOUND;
@@ -906,7 +956,10 @@ static int get_locked(tw_btree *bt, uint64_t root, uint32_t depth, const uint8_t
     size_t len = vf & ~OVF_FLAG;
     *vlen = len;
     if (len > cap) return TW_ERR_NOSPACE;
-    if (vf & OVF_FLAG) return read_overflow(bt, tw_load_le64(leaf_key(c) + cell_klen(c)), buf, len);
+    if (vf & OVF_FLAG) {
+        const uint8_t *ref = leaf_key(c) + cell_klen(c);
+        return read_overflow(bt, tw_load_le64(ref), tw_load_le64(ref + 8), buf, len);
+    }
     if (len) memcpy(buf, leaf_key(c) + cell_klen(c), len);
     return TW_OK;
 }
@@ -916,10 +969,10 @@ int tw_bt_get(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, const uint8_
     pthread_mutex_lock(&bt->mu);
     int rc = usable(bt);
     if (!rc) {
-        uint64_t root;
+        uint64_t root, root_txn;
         uint32_t depth;
-        read_view(bt, snap, in_txn, &root, &depth);
-        rc = get_locked(bt, root, depth, key, klen, buf, cap, vlen);
+        read_view(bt, snap, in_txn, &root, &root_txn, &depth);
+        rc = get_locked(bt, root, root_txn, depth, key, klen, buf, cap, vlen);
     }
     pthread_mutex_unlock(&bt->mu);
     return rc;
@@ -928,7 +981,8 @@ int tw_bt_get(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, const uint8_
 /* A cursor: the path of (page, index) from the root to a leaf position. */
 typedef struct {
     uint64_t pg[MAX_DEPTH];
-    int idx[MAX_DEPTH]; /* branch: child index -1..n-1; leaf: cell index */
+    uint64_t txn[MAX_DEPTH]; /* the transaction the parent says wrote pg */
+    int idx[MAX_DEPTH];      /* branch: child index -1..n-1; leaf: cell index */
     uint32_t depth;
 } cursor;
 
@@ -936,14 +990,15 @@ typedef struct {
 static int cur_descend(tw_btree *bt, cursor *c, uint32_t lvl, int dir) {
     for (; lvl + 1 < c->depth; lvl++) {
         frame *f;
-        int rc = pg_get(bt, c->pg[lvl], PT_BRANCH, &f);
+        int rc = pg_get(bt, c->pg[lvl], PT_BRANCH, c->txn[lvl], &f);
         if (rc) return rc;
         int i = dir > 0 ? -1 : (int)pg_n(f->data) - 1;
         c->idx[lvl] = i;
         c->pg[lvl + 1] = branch_child(f->data, i);
+        c->txn[lvl + 1] = branch_child_txn(f->data, i);
     }
     frame *f;
-    int rc = pg_get(bt, c->pg[lvl], PT_LEAF, &f);
+    int rc = pg_get(bt, c->pg[lvl], PT_LEAF, c->txn[lvl], &f);
     if (rc) return rc;
     c->idx[lvl] = dir > 0 ? 0 : (int)pg_n(f->data) - 1;
     return TW_OK;
@@ -954,13 +1009,14 @@ static int cur_step_leaf(tw_btree *bt, cursor *c, int dir, int *end) {
     int lvl = (int)c->depth - 2;
     for (; lvl >= 0; lvl--) {
         frame *f;
-        int rc = pg_get(bt, c->pg[lvl], PT_BRANCH, &f);
+        int rc = pg_get(bt, c->pg[lvl], PT_BRANCH, c->txn[lvl], &f);
         if (rc) return rc;
         int n = (int)pg_n(f->data);
         int i = c->idx[lvl] + dir;
         if (i >= -1 && i < n) {
             c->idx[lvl] = i;
             c->pg[lvl + 1] = branch_child(f->data, i);
+            c->txn[lvl + 1] = branch_child_txn(f->data, i);
             *end = 0;
             return cur_descend(bt, c, (uint32_t)lvl + 1, dir);
         }
@@ -971,8 +1027,8 @@ static int cur_step_leaf(tw_btree *bt, cursor *c, int dir, int *end) {
 
 /* Positions at the first key >= key (or > key when excl), forward; or, with
  * dir < 0, at the last key < key (<= key when !excl). key NULL: the edge. */
-static int cur_seek(tw_btree *bt, cursor *c, uint64_t root, uint32_t depth, const uint8_t *key, size_t klen,
-                    int excl, int dir, int *end) {
+static int cur_seek(tw_btree *bt, cursor *c, uint64_t root, uint64_t root_txn, uint32_t depth, const uint8_t *key,
+                    size_t klen, int excl, int dir, int *end) {
     c->depth = depth;
     *end = 0;
     if (!root) {
@@ -980,17 +1036,19 @@ static int cur_seek(tw_btree *bt, cursor *c, uint64_t root, uint32_t depth, cons
         return TW_OK;
     }
     c->pg[0] = root;
+    c->txn[0] = root_txn;
     if (!key) return cur_descend(bt, c, 0, dir);
     frame *f;
     int rc;
     uint32_t lvl = 0;
     for (; lvl + 1 < depth; lvl++) {
-        if ((rc = pg_get(bt, c->pg[lvl], PT_BRANCH, &f))) return rc;
+        if ((rc = pg_get(bt, c->pg[lvl], PT_BRANCH, c->txn[lvl], &f))) return rc;
         int i = branch_index(f->data, key, klen);
         c->idx[lvl] = i;
         c->pg[lvl + 1] = branch_child(f->data, i);
+        c->txn[lvl + 1] = branch_child_txn(f->data, i);
     }
-    if ((rc = pg_get(bt, c->pg[lvl], PT_LEAF, &f))) return rc;
+    if ((rc = pg_get(bt, c->pg[lvl], PT_LEAF, c->txn[lvl], &f))) return rc;
     int exact;
     /* forward: first >= key (excl: > key); reverse: last < key (incl: <= key) */
     int upper = dir > 0 ? excl : !excl;
@@ -1008,20 +1066,20 @@ int tw_bt_scan(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, const tw_bt
     pthread_mutex_lock(&bt->mu);
     int rc = usable(bt);
     if (rc) goto out;
-    uint64_t root;
+    uint64_t root, root_txn;
     uint32_t depth;
-    read_view(bt, snap, in_txn, &root, &depth);
+    read_view(bt, snap, in_txn, &root, &root_txn, &depth);
     cursor c;
     int end, dir = r->reverse ? -1 : 1;
     if (dir > 0)
-        rc = cur_seek(bt, &c, root, depth, r->lo, r->lo_len, r->lo_excl, 1, &end);
+        rc = cur_seek(bt, &c, root, root_txn, depth, r->lo, r->lo_len, r->lo_excl, 1, &end);
     else
-        rc = cur_seek(bt, &c, root, depth, r->hi, r->hi_len, r->hi_excl, -1, &end);
+        rc = cur_seek(bt, &c, root, root_txn, depth, r->hi, r->hi_len, r->hi_excl, -1, &end);
     if (rc) goto out;
     uint32_t leaf = depth ? depth - 1 : 0;
     while (!end && *n < max_items) {
         frame *f;
-        if ((rc = pg_get(bt, c.pg[leaf], PT_LEAF, &f))) goto out;
+        if ((rc = pg_get(bt, c.pg[leaf], PT_LEAF, c.txn[leaf], &f))) goto out;
         int cnt = (int)pg_n(f->data);
         if (c.idx[leaf] < 0 || c.idx[leaf] >= cnt) {
             if ((rc = cur_step_leaf(bt, &c, dir, &end))) goto out;
@@ -1061,7 +1119,8 @@ int tw_bt_scan(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, const tw_bt
         memcpy(o + 8, k, klen);
         if (vlen) {
             if (vf & OVF_FLAG) {
-                if ((rc = read_overflow(bt, tw_load_le64(k + klen), o + 8 + klen, vlen))) goto out;
+                if ((rc = read_overflow(bt, tw_load_le64(k + klen), tw_load_le64(k + klen + 8), o + 8 + klen, vlen)))
+                    goto out;
             } else {
                 memcpy(o + 8 + klen, k + klen, vlen);
             }
@@ -1081,16 +1140,16 @@ int tw_bt_count(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, const tw_b
     pthread_mutex_lock(&bt->mu);
     int rc = usable(bt);
     if (rc) goto out;
-    uint64_t root;
+    uint64_t root, root_txn;
     uint32_t depth;
-    read_view(bt, snap, in_txn, &root, &depth);
+    read_view(bt, snap, in_txn, &root, &root_txn, &depth);
     cursor c;
     int end;
-    if ((rc = cur_seek(bt, &c, root, depth, r->lo, r->lo_len, r->lo_excl, 1, &end))) goto out;
+    if ((rc = cur_seek(bt, &c, root, root_txn, depth, r->lo, r->lo_len, r->lo_excl, 1, &end))) goto out;
     uint32_t leaf = depth ? depth - 1 : 0;
     while (!end) {
         frame *f;
-        if ((rc = pg_get(bt, c.pg[leaf], PT_LEAF, &f))) goto out;
+        if ((rc = pg_get(bt, c.pg[leaf], PT_LEAF, c.txn[leaf], &f))) goto out;
         int cnt = (int)pg_n(f->data);
         int i = c.idx[leaf] < 0 ? 0 : c.idx[leaf];
         if (r->hi && cnt > i) {
@@ -1148,9 +1207,9 @@ static int free_page(tw_btree *bt, uint64_t pgno, int private_page) {
 }
 
 /* The transaction's own copy of page pgno (copying it if committed). */
-static int cow(tw_btree *bt, uint64_t pgno, uint64_t *out) {
+static int cow(tw_btree *bt, uint64_t pgno, uint64_t want, uint64_t *out) {
     frame *f;
-    int rc = pg_get(bt, pgno, 0, &f);
+    int rc = pg_get(bt, pgno, 0, want, &f);
     if (rc) return rc;
     if (pg_txn(f->data) == bt->tx.txn) {
         *out = pgno;
@@ -1229,26 +1288,28 @@ static void page_fill(tw_btree *bt, uint8_t *d, const uint8_t *const *cells, con
 }
 
 static uint32_t make_leaf_cell(uint8_t *out, const uint8_t *key, uint32_t klen, const uint8_t *val,
-                               uint32_t vlen, uint64_t ovf_page) {
+                               uint32_t vlen, uint64_t ovf_page, uint64_t ovf_txn) {
     out[0] = (uint8_t)klen;
     out[1] = (uint8_t)(klen >> 8);
     memcpy(out + 6, key, klen);
     if (ovf_page) {
         tw_store_le32(out + 2, vlen | OVF_FLAG);
         tw_store_le64(out + 6 + klen, ovf_page);
-        return 6 + klen + 8;
+        tw_store_le64(out + 14 + klen, ovf_txn);
+        return 6 + klen + 16;
     }
     tw_store_le32(out + 2, vlen);
     if (vlen) memcpy(out + 6 + klen, val, vlen);
     return 6 + klen + vlen;
 }
 
-static uint32_t make_branch_cell(uint8_t *out, const uint8_t *key, uint32_t klen, uint64_t child) {
+static uint32_t make_branch_cell(uint8_t *out, const uint8_t *key, uint32_t klen, uint64_t child, uint64_t txn) {
     out[0] = (uint8_t)klen;
     out[1] = (uint8_t)(klen >> 8);
     tw_store_le64(out + 2, child);
-    memcpy(out + 10, key, klen);
-    return 10 + klen;
+    tw_store_le64(out + 10, txn);
+    memcpy(out + 18, key, klen);
+    return 18 + klen;
 }
 
 /* Writes a value to a chain of overflow pages; *first gets the first page. */
@@ -1274,14 +1335,14 @@ static int write_overflow(tw_btree *bt, const uint8_t *val, size_t vlen, uint64_
     return TW_OK;
 }
 
-static int free_overflow(tw_btree *bt, uint64_t pg) {
+static int free_overflow(tw_btree *bt, uint64_t pg, uint64_t txn) {
     uint64_t guard = 0;
     while (pg) {
         frame *f;
-        int rc = pg_get(bt, pg, PT_OVERFLOW, &f);
+        int rc = pg_get(bt, pg, PT_OVERFLOW, txn, &f);
         if (rc) return rc;
         uint64_t next = pg_link(f->data);
-        if ((rc = free_page(bt, pg, pg_txn(f->data) == bt->tx.txn))) return rc;
+        if ((rc = free_page(bt, pg, txn == bt->tx.txn))) return rc;
         pg = next;
         if (++guard > bt->tx.npages) return corrupt(bt, pg, "overflow chain loops");
     }
@@ -1301,19 +1362,20 @@ typedef struct {
 static int descend_cow(tw_btree *bt, const uint8_t *key, size_t klen, wpath *p) {
     int rc;
     uint64_t pg;
-    if ((rc = cow(bt, bt->tx.root, &pg))) return rc;
+    if ((rc = cow(bt, bt->tx.root, bt->tx.root_txn, &pg))) return rc;
     bt->tx.root = pg;
+    bt->tx.root_txn = bt->tx.txn;
     p->depth = bt->tx.depth;
     if (p->depth >= MAX_DEPTH) return corrupt(bt, pg, "tree too deep");
     for (uint32_t lvl = 0; lvl + 1 < p->depth; lvl++) {
         frame *f;
-        if ((rc = pg_get(bt, pg, PT_BRANCH, &f))) return rc;
+        if ((rc = pg_get(bt, pg, PT_BRANCH, 0, &f))) return rc;
         int i = branch_index(f->data, key, klen);
-        uint64_t child = branch_child(f->data, i), nc;
-        if ((rc = cow(bt, child, &nc))) return rc;
-        if (nc != child) {
-            if ((rc = pg_get(bt, pg, PT_BRANCH, &f))) return rc;
-            set_branch_child(f->data, i, nc);
+        uint64_t child = branch_child(f->data, i), ctxn = branch_child_txn(f->data, i), nc;
+        if ((rc = cow(bt, child, ctxn, &nc))) return rc;
+        if (nc != child || ctxn != bt->tx.txn) {
+            if ((rc = pg_get(bt, pg, PT_BRANCH, 0, &f))) return rc;
+            set_branch_child(f->data, i, nc, bt->tx.txn);
             mark_dirty(bt, f);
         }
         p->pg[lvl] = pg;
@@ -1335,7 +1397,7 @@ static uint32_t separator(const uint8_t *left, uint32_t llen, const uint8_t *rig
  * splitting upward as needed. sep is in bt->sep[which]. */
 static int insert_separator(tw_btree *bt, wpath *p, int lvl, uint32_t seplen, int which, uint64_t right) {
     int rc;
-    uint8_t cellbuf[10 + TW_BT_MAX_PAGE / 8];
+    uint8_t cellbuf[18 + TW_BT_MAX_PAGE / 8];
     for (;;) {
         if (lvl < 0) {
             /* new root */
@@ -1343,17 +1405,18 @@ static int insert_separator(tw_btree *bt, wpath *p, int lvl, uint32_t seplen, in
             if ((rc = alloc_page(bt, &np))) return rc;
             frame *f;
             if ((rc = pg_new(bt, np, PT_BRANCH, &f))) return rc;
-            pg_set_link(f->data, bt->tx.root);
-            uint32_t sz = make_branch_cell(cellbuf, bt->sep[which], seplen, right);
+            set_branch_child(f->data, -1, bt->tx.root, bt->tx.root_txn);
+            uint32_t sz = make_branch_cell(cellbuf, bt->sep[which], seplen, right, bt->tx.txn);
             if ((rc = page_insert(bt, f->data, 0, cellbuf, sz))) return rc;
             bt->tx.root = np;
+            bt->tx.root_txn = bt->tx.txn;
             bt->tx.depth++;
             return TW_OK;
         }
         frame *f;
-        if ((rc = pg_get(bt, p->pg[lvl], PT_BRANCH, &f))) return rc;
+        if ((rc = pg_get(bt, p->pg[lvl], PT_BRANCH, 0, &f))) return rc;
         uint32_t pos = (uint32_t)(p->idx[lvl] + 1);
-        uint32_t sz = make_branch_cell(cellbuf, bt->sep[which], seplen, right);
+        uint32_t sz = make_branch_cell(cellbuf, bt->sep[which], seplen, right, bt->tx.txn);
         mark_dirty(bt, f);
         rc = page_insert(bt, f->data, pos, cellbuf, sz);
         if (rc != TW_ERR_NOSPACE) return rc;
@@ -1392,7 +1455,7 @@ static int insert_separator(tw_btree *bt, wpath *p, int lvl, uint32_t seplen, in
         if (!rc) rc = pg_new(bt, rp, PT_BRANCH, &rf);
         f->pin--;
         if (rc) return rc;
-        pg_set_link(rf->data, branch_child_of(cells[m]));
+        set_branch_child(rf->data, -1, branch_child_of(cells[m]), branch_txn_of(cells[m]));
         page_fill(bt, rf->data, cells, sizes, m + 1, n + 1);
         page_fill(bt, d, cells, sizes, 0, m);
         mark_dirty(bt, f);
@@ -1411,11 +1474,11 @@ static int split_leaf(tw_btree *bt, wpath *p, uint32_t pos, const uint8_t *cell,
     int rightmost = 1;
     for (int l = 0; l < lvl; l++) {
         frame *pf;
-        if ((rc = pg_get(bt, p->pg[l], PT_BRANCH, &pf))) return rc;
+        if ((rc = pg_get(bt, p->pg[l], PT_BRANCH, 0, &pf))) return rc;
         if (p->idx[l] != (int)pg_n(pf->data) - 1) rightmost = 0;
     }
     frame *f;
-    if ((rc = pg_get(bt, p->pg[lvl], PT_LEAF, &f))) return rc;
+    if ((rc = pg_get(bt, p->pg[lvl], PT_LEAF, 0, &f))) return rc;
     uint8_t *d = f->data;
     uint32_t n = pg_n(d);
     const uint8_t **cells = bt->cellp;
@@ -1507,7 +1570,7 @@ static int put_locked(tw_btree *bt, const uint8_t *key, size_t klen, const uint8
     uint64_t ovf = 0;
     if (klen + vlen > bt->max_inline && (rc = write_overflow(bt, val, vlen, &ovf))) return rc;
     uint8_t cell[6 + TW_BT_MAX_PAGE / 8 + TW_BT_MAX_PAGE / 4];
-    uint32_t sz = make_leaf_cell(cell, key, (uint32_t)klen, val, (uint32_t)vlen, ovf);
+    uint32_t sz = make_leaf_cell(cell, key, (uint32_t)klen, val, (uint32_t)vlen, ovf, bt->tx.txn);
     if (!bt->tx.root) {
         uint64_t pg;
         if ((rc = alloc_page(bt, &pg))) return rc;
@@ -1515,6 +1578,7 @@ static int put_locked(tw_btree *bt, const uint8_t *key, size_t klen, const uint8
         if ((rc = pg_new(bt, pg, PT_LEAF, &f))) return rc;
         if ((rc = page_insert(bt, f->data, 0, cell, sz))) return rc;
         bt->tx.root = pg;
+        bt->tx.root_txn = bt->tx.txn;
         bt->tx.depth = 1;
         bt->tx.count = 1;
         return TW_OK;
@@ -1522,7 +1586,7 @@ static int put_locked(tw_btree *bt, const uint8_t *key, size_t klen, const uint8
     wpath p;
     if ((rc = descend_cow(bt, key, klen, &p))) return rc;
     frame *f;
-    if ((rc = pg_get(bt, p.pg[p.depth - 1], PT_LEAF, &f))) return rc;
+    if ((rc = pg_get(bt, p.pg[p.depth - 1], PT_LEAF, 0, &f))) return rc;
     int exact;
     uint32_t pos = page_search(f->data, key, klen, 0, &exact);
     mark_dirty(bt, f);
@@ -1530,10 +1594,11 @@ static int put_locked(tw_btree *bt, const uint8_t *key, size_t klen, const uint8
         const uint8_t *old = f->data + slot(f->data, pos);
         uint32_t vf = leaf_vfield(old);
         uint64_t old_ovf = (vf & OVF_FLAG) ? tw_load_le64(leaf_key(old) + cell_klen(old)) : 0;
+        uint64_t old_txn = old_ovf ? tw_load_le64(leaf_key(old) + cell_klen(old) + 8) : 0;
         page_remove(f->data, pos);
         if (old_ovf) {
             f->pin++;
-            rc = free_overflow(bt, old_ovf);
+            rc = free_overflow(bt, old_ovf, old_txn);
             f->pin--;
             if (rc) return rc;
         }
@@ -1553,28 +1618,29 @@ static int rebalance(tw_btree *bt, wpath *p, int lvl) {
     uint32_t P = bt->P;
     for (; lvl > 0; lvl--) {
         frame *f;
-        if ((rc = pg_get(bt, p->pg[lvl], 0, &f))) return rc;
+        if ((rc = pg_get(bt, p->pg[lvl], 0, 0, &f))) return rc;
         uint8_t type = pg_type(f->data);
         if (pg_n(f->data) > 0 && page_used(f->data, P) >= (P - HDR) / 4) return TW_OK;
         frame *pf;
-        if ((rc = pg_get(bt, p->pg[lvl - 1], PT_BRANCH, &pf))) return rc;
+        if ((rc = pg_get(bt, p->pg[lvl - 1], PT_BRANCH, 0, &pf))) return rc;
         int ci = p->idx[lvl - 1], pn = (int)pg_n(pf->data);
         if (pn == 0) return TW_OK; /* an only child: nothing to merge with */
         /* left page index li and right index li + 1 among the parent's children */
         int li = ci >= 0 ? ci - 1 : -1, ri = li + 1;
         uint64_t lpg = branch_child(pf->data, li), rpg = branch_child(pf->data, ri), nl, nr;
-        if ((rc = cow(bt, lpg, &nl))) return rc;
-        if ((rc = cow(bt, rpg, &nr))) return rc;
-        if ((rc = pg_get(bt, p->pg[lvl - 1], PT_BRANCH, &pf))) return rc;
-        set_branch_child(pf->data, li, nl);
-        set_branch_child(pf->data, ri, nr);
+        uint64_t ltxn = branch_child_txn(pf->data, li), rtxn = branch_child_txn(pf->data, ri);
+        if ((rc = cow(bt, lpg, ltxn, &nl))) return rc;
+        if ((rc = cow(bt, rpg, rtxn, &nr))) return rc;
+        if ((rc = pg_get(bt, p->pg[lvl - 1], PT_BRANCH, 0, &pf))) return rc;
+        set_branch_child(pf->data, li, nl, bt->tx.txn);
+        set_branch_child(pf->data, ri, nr, bt->tx.txn);
         mark_dirty(bt, pf);
         frame *lf, *rf;
         pf->pin++;
-        rc = pg_get(bt, nl, type, &lf);
+        rc = pg_get(bt, nl, type, 0, &lf);
         if (!rc) {
             lf->pin++;
-            rc = pg_get(bt, nr, type, &rf);
+            rc = pg_get(bt, nr, type, 0, &rf);
             lf->pin--;
         }
         pf->pin--;
@@ -1585,10 +1651,11 @@ static int rebalance(tw_btree *bt, wpath *p, int lvl) {
         if (page_used(lf->data, P) + page_used(rf->data, P) + extra > P - HDR) return TW_OK;
         lf->pin++;
         rf->pin++;
-        uint8_t cellbuf[10 + TW_BT_MAX_PAGE / 8];
+        uint8_t cellbuf[18 + TW_BT_MAX_PAGE / 8];
         uint32_t ln = pg_n(lf->data);
         if (type == PT_BRANCH) {
-            uint32_t sz = make_branch_cell(cellbuf, branch_key(sepcell), cell_klen(sepcell), pg_link(rf->data));
+            uint32_t sz = make_branch_cell(cellbuf, branch_key(sepcell), cell_klen(sepcell), pg_link(rf->data),
+                                           tw_load_le64(rf->data + 40));
             rc = page_insert(bt, lf->data, ln++, cellbuf, sz);
         }
         for (uint32_t i = 0; !rc && i < pg_n(rf->data); i++) {
@@ -1601,21 +1668,23 @@ static int rebalance(tw_btree *bt, wpath *p, int lvl) {
         mark_dirty(bt, lf);
         pool_drop(bt, nr);
         if ((rc = free_page(bt, nr, 1))) return rc;
-        if ((rc = pg_get(bt, p->pg[lvl - 1], PT_BRANCH, &pf))) return rc;
+        if ((rc = pg_get(bt, p->pg[lvl - 1], PT_BRANCH, 0, &pf))) return rc;
         page_remove(pf->data, (uint32_t)ri);
         mark_dirty(bt, pf);
     }
     /* the root: collapse empty levels */
     for (;;) {
         frame *f;
-        if ((rc = pg_get(bt, bt->tx.root, 0, &f))) return rc;
+        if ((rc = pg_get(bt, bt->tx.root, 0, 0, &f))) return rc;
         if (pg_n(f->data) > 0) return TW_OK;
         uint64_t old = bt->tx.root;
         if (pg_type(f->data) == PT_LEAF) {
             bt->tx.root = 0;
+            bt->tx.root_txn = 0;
             bt->tx.depth = 0;
         } else {
             bt->tx.root = pg_link(f->data);
+            bt->tx.root_txn = tw_load_le64(f->data + 40);
             bt->tx.depth--;
         }
         pool_drop(bt, old);
@@ -1628,7 +1697,7 @@ static int delete_locked(tw_btree *bt, const uint8_t *key, size_t klen) {
     int rc;
     if ((rc = check_key(bt, klen))) return rc;
     size_t vlen;
-    rc = get_locked(bt, bt->tx.root, bt->tx.depth, key, klen, NULL, 0, &vlen);
+    rc = get_locked(bt, bt->tx.root, bt->tx.root_txn, bt->tx.depth, key, klen, NULL, 0, &vlen);
     if (rc == TW_BT_NOTFOUND) return rc;
     if (rc && rc != TW_ERR_NOSPACE) return rc;
     bt->tx_changed = 1;
@@ -1636,17 +1705,18 @@ static int delete_locked(tw_btree *bt, const uint8_t *key, size_t klen) {
     wpath p;
     if ((rc = descend_cow(bt, key, klen, &p))) return rc;
     frame *f;
-    if ((rc = pg_get(bt, p.pg[p.depth - 1], PT_LEAF, &f))) return rc;
+    if ((rc = pg_get(bt, p.pg[p.depth - 1], PT_LEAF, 0, &f))) return rc;
     int exact;
     uint32_t pos = page_search(f->data, key, klen, 0, &exact);
     if (!exact) return corrupt(bt, p.pg[p.depth - 1], "key vanished during delete");
     const uint8_t *old = f->data + slot(f->data, pos);
     uint32_t vf = leaf_vfield(old);
     uint64_t old_ovf = (vf & OVF_FLAG) ? tw_load_le64(leaf_key(old) + cell_klen(old)) : 0;
+    uint64_t old_txn = old_ovf ? tw_load_le64(leaf_key(old) + cell_klen(old) + 8) : 0;
     page_remove(f->data, pos);
     mark_dirty(bt, f);
     bt->tx.count--;
-    if (old_ovf && (rc = free_overflow(bt, old_ovf))) return rc;
+    if (old_ovf && (rc = free_overflow(bt, old_ovf, old_txn))) return rc;
     return rebalance(bt, &p, (int)p.depth - 1);
 }
 
@@ -1667,7 +1737,7 @@ static int bulk_new_page(tw_btree *bt, int lvl, uint8_t type, uint64_t leftmost)
     if (!bt->bulk_page[lvl] && !(bt->bulk_page[lvl] = malloc(bt->P))) return TW_ERR_NOMEM;
     if ((rc = alloc_page(bt, &bt->bulk_pgno[lvl]))) return rc;
     page_init(bt->bulk_page[lvl], bt->P, type, bt->bulk_pgno[lvl], bt->tx.txn);
-    pg_set_link(bt->bulk_page[lvl], leftmost);
+    if (leftmost) set_branch_child(bt->bulk_page[lvl], -1, leftmost, bt->tx.txn);
     if (lvl + 1 > bt->bulk_levels) bt->bulk_levels = lvl + 1;
     return TW_OK;
 }
@@ -1689,13 +1759,13 @@ static int bulk_push(tw_btree *bt, int lvl, const uint8_t *cell, uint32_t sz, co
     int leaf = pg_type(d) == PT_LEAF;
     if ((rc = bulk_new_page(bt, lvl, pg_type(d), leaf ? 0 : branch_child_of(cell)))) return rc;
     if (lvl + 1 >= bt->bulk_levels && (rc = bulk_new_page(bt, lvl + 1, PT_BRANCH, sealed))) return rc;
-    uint8_t up[10 + TW_BT_MAX_PAGE / 8];
+    uint8_t up[18 + TW_BT_MAX_PAGE / 8];
     uint32_t upsz;
     if (leaf) {
         uint32_t sl = separator(prev, prevlen, leaf_key(cell), cell_klen(cell));
-        upsz = make_branch_cell(up, leaf_key(cell), sl, bt->bulk_pgno[lvl]);
+        upsz = make_branch_cell(up, leaf_key(cell), sl, bt->bulk_pgno[lvl], bt->tx.txn);
     } else {
-        upsz = make_branch_cell(up, branch_key(cell), cell_klen(cell), bt->bulk_pgno[lvl]);
+        upsz = make_branch_cell(up, branch_key(cell), cell_klen(cell), bt->bulk_pgno[lvl], bt->tx.txn);
     }
     if ((rc = bulk_push(bt, lvl + 1, up, upsz, NULL, 0))) return rc;
     if (leaf) return page_insert(bt, bt->bulk_page[lvl], 0, cell, sz);
@@ -1727,7 +1797,7 @@ int tw_bt_bulk_add(tw_btree *bt, const uint8_t *key, size_t klen, const uint8_t 
     uint64_t ovf = 0;
     if (klen + vlen > bt->max_inline && (rc = write_overflow(bt, val, vlen, &ovf))) goto out;
     uint8_t cell[6 + TW_BT_MAX_PAGE / 8 + TW_BT_MAX_PAGE / 4];
-    uint32_t sz = make_leaf_cell(cell, key, (uint32_t)klen, val, (uint32_t)vlen, ovf);
+    uint32_t sz = make_leaf_cell(cell, key, (uint32_t)klen, val, (uint32_t)vlen, ovf, bt->tx.txn);
     if (bt->bulk_levels == 0 && (rc = bulk_new_page(bt, 0, PT_LEAF, 0))) goto out;
     rc = bulk_push(bt, 0, cell, sz, bt->bulk_last, (uint32_t)bt->bulk_last_len);
     if (rc) goto out;
@@ -1745,6 +1815,7 @@ static int bulk_finish_locked(tw_btree *bt) {
     for (int lvl = 0; lvl < bt->bulk_levels; lvl++)
         if ((rc = bulk_seal(bt, lvl))) return rc;
     bt->tx.root = bt->bulk_levels ? bt->bulk_pgno[bt->bulk_levels - 1] : 0;
+    bt->tx.root_txn = bt->bulk_levels ? bt->tx.txn : 0;
     bt->tx.depth = (uint32_t)bt->bulk_levels;
     bt->bulk = 0;
     bt->bulk_levels = 0;
@@ -1949,6 +2020,17 @@ int tw_bt_commit(tw_btree *bt) {
     uint8_t *metabuf = NULL;
     if (!rc) {
         qsort(dirty, nd, sizeof *dirty, cmp_frame);
+        if (m.npages > bt->file_pages) {
+            /* the file must hold every page the meta names, written or free */
+            struct stat st;
+            if (fstat(bt->fd, &st) < 0) {
+                rc = fail_errno(bt, "fstat");
+            } else if ((uint64_t)st.st_size < m.npages * bt->P &&
+                       ftruncate(bt->fd, (off_t)(m.npages * bt->P)) < 0) {
+                rc = fail_errno(bt, "ftruncate");
+            }
+            if (!rc) bt->file_pages = m.npages;
+        }
         for (size_t i = 0; i < nd && !rc; i++) {
             page_seal(bt, dirty[i]->data);
             rc = io_write(bt, dirty[i]->pgno, dirty[i]->data);
@@ -2020,7 +2102,7 @@ static int mark(checker *ck, uint64_t pg, const char *what) {
     return TW_OK;
 }
 
-static int check_read(checker *ck, uint64_t pg, uint8_t *d, uint8_t type) {
+static int check_read(checker *ck, uint64_t pg, uint8_t *d, uint8_t type, uint64_t want) {
     tw_btree *bt = ck->bt;
     int rc = io_read(bt, pg, d);
     if (rc) return rc;
@@ -2028,26 +2110,26 @@ static int check_read(checker *ck, uint64_t pg, uint8_t *d, uint8_t type) {
     if (tw_load_le64(d + 8) != pg) return corrupt(bt, pg, "page holds another page's number");
     uint8_t t = pg_type(d);
     if (type ? t != type : t != PT_LEAF && t != PT_BRANCH) return corrupt(bt, pg, "wrong page type");
-    if (pg_txn(d) > bt->cur.txn) return corrupt(bt, pg, "page written by a later transaction than the commit");
+    if (pg_txn(d) != want) return corrupt(bt, pg, "stale page: not the version its parent points to (a lost write)");
     return type ? TW_OK : page_validate(bt, pg, d);
 }
 
-static int check_node(checker *ck, uint64_t pg, uint32_t lvl, const uint8_t *lo, uint32_t lolen, const uint8_t *hi,
+static int check_node(checker *ck, uint64_t pg, uint64_t txn, uint32_t lvl, const uint8_t *lo, uint32_t lolen, const uint8_t *hi,
                       uint32_t hilen) {
     tw_btree *bt = ck->bt;
     int rc;
     if (lvl >= ck->depth) return corrupt(bt, pg, "tree deeper than the meta page says");
     uint8_t *d = ck->bufs[lvl];
-    uint8_t want = lvl + 1 == ck->depth ? PT_LEAF : PT_BRANCH;
+    uint8_t kind = lvl + 1 == ck->depth ? PT_LEAF : PT_BRANCH;
     if ((rc = mark(ck, pg, "tree page"))) return rc;
-    if ((rc = check_read(ck, pg, d, 0))) return rc;
-    if (pg_type(d) != want) return corrupt(bt, pg, want == PT_LEAF ? "branch page where a leaf belongs (uneven depth)" : "leaf page above the bottom level (uneven depth)");
+    if ((rc = check_read(ck, pg, d, 0, txn))) return rc;
+    if (pg_type(d) != kind) return corrupt(bt, pg, kind == PT_LEAF ? "branch page where a leaf belongs (uneven depth)" : "leaf page above the bottom level (uneven depth)");
     uint32_t n = pg_n(d);
     const uint8_t *prev = NULL;
     uint32_t prevlen = 0;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *c = d + slot(d, i);
-        const uint8_t *k = cell_key(want, c);
+        const uint8_t *k = cell_key(kind, c);
         uint32_t kl = cell_klen(c);
         if (prev && keycmp(prev, prevlen, k, kl) >= 0) return corrupt(bt, pg, "keys out of order");
         if (lo && keycmp(k, kl, lo, lolen) < 0) return corrupt(bt, pg, "key below its parent's separator");
@@ -2055,7 +2137,7 @@ static int check_node(checker *ck, uint64_t pg, uint32_t lvl, const uint8_t *lo,
         prev = k;
         prevlen = kl;
     }
-    if (want == PT_LEAF) {
+    if (kind == PT_LEAF) {
         ck->st->leaf_pages++;
         ck->keys += n;
         for (uint32_t i = 0; i < n; i++) {
@@ -2063,13 +2145,14 @@ static int check_node(checker *ck, uint64_t pg, uint32_t lvl, const uint8_t *lo,
             uint32_t vf = leaf_vfield(c);
             if (!(vf & OVF_FLAG)) continue;
             uint64_t ov = tw_load_le64(leaf_key(c) + cell_klen(c));
+            uint64_t ovtxn = tw_load_le64(leaf_key(c) + cell_klen(c) + 8);
             uint64_t left = vf & ~OVF_FLAG;
             uint8_t *od = ck->bufs[MAX_DEPTH];
             if (left == 0) return corrupt(bt, pg, "empty value stored in overflow pages");
             while (left) {
                 if (!ov) return corrupt(bt, pg, "overflow chain ends early");
                 if ((rc = mark(ck, ov, "overflow page"))) return rc;
-                if ((rc = check_read(ck, ov, od, PT_OVERFLOW))) return rc;
+                if ((rc = check_read(ck, ov, od, PT_OVERFLOW, ovtxn))) return rc;
                 uint32_t len = pg_upper(od);
                 if (len == 0 || len > bt->P - HDR || len > left) return corrupt(bt, ov, "bad overflow length");
                 left -= len;
@@ -2094,7 +2177,8 @@ static int check_node(checker *ck, uint64_t pg, uint32_t lvl, const uint8_t *lo,
             chi = branch_key(c);
             chilen = cell_klen(c);
         }
-        if ((rc = check_node(ck, branch_child(d, i), lvl + 1, clo, clolen, chi, chilen))) return rc;
+        if ((rc = check_node(ck, branch_child(d, i), branch_child_txn(d, i), lvl + 1, clo, clolen, chi, chilen)))
+            return rc;
         /* the child's read overwrote deeper buffers only: d is intact */
     }
     return TW_OK;
@@ -2122,7 +2206,7 @@ int tw_bt_check(tw_btree *bt, tw_bt_stats *out) {
     for (int i = 0; i <= MAX_DEPTH; i++)
         if (!(ck.bufs[i] = malloc(bt->P))) rc = TW_ERR_NOMEM;
     if (!ck.seen) rc = TW_ERR_NOMEM;
-    if (!rc && m.root) rc = check_node(&ck, m.root, 0, NULL, 0, NULL, 0);
+    if (!rc && m.root) rc = check_node(&ck, m.root, m.root_txn, 0, NULL, 0, NULL, 0);
     if (!rc && ck.keys != m.count) {
         snprintf(bt->error, sizeof bt->error, "the meta page counts %llu keys, the leaves hold %llu",
                  (unsigned long long)m.count, (unsigned long long)ck.keys);
@@ -2133,7 +2217,7 @@ int tw_bt_check(tw_btree *bt, tw_bt_stats *out) {
     while (!rc && pg) {
         uint8_t *d = ck.bufs[MAX_DEPTH];
         if ((rc = mark(&ck, pg, "free-list page"))) break;
-        if ((rc = check_read(&ck, pg, d, PT_FREELIST))) break;
+        if ((rc = check_read(&ck, pg, d, PT_FREELIST, m.txn))) break;
         out->freelist_pages++;
         uint32_t n = pg_upper(d);
         if (n > (bt->P - HDR) / 8) {

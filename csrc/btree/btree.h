@@ -33,6 +33,7 @@ typedef struct tw_btree tw_btree;
 typedef struct {
     uint64_t txn;
     uint64_t root;
+    uint64_t root_txn;
     uint64_t count;
     uint32_t depth;
     uint32_t registered;

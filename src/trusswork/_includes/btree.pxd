@@ -13,6 +13,7 @@ cdef extern from "btree/btree.h" nogil:
     ctypedef struct tw_bt_snapshot:
         uint64_t txn
         uint64_t root
+        uint64_t root_txn
         uint64_t count
         uint32_t depth
         uint32_t registered

@@ -459,11 +459,12 @@ cdef class Iter:
         self.reverse = reverse
         self.mode = mode
         self.hi_excl = True
-        try:
-            self.lo = None if start is None else bytes(start)
-            self.hi = None if stop is None else bytes(stop)
-        except TypeError:
-            raise TypeError("start and stop must be bytes-like or None") from None
+        for bound in (start, stop):
+            if bound is not None and not isinstance(bound, (bytes, bytearray, memoryview)):
+                raise TypeError(f"start and stop must be bytes-like or None, not "
+                                f"{type(bound).__name__}")
+        self.lo = None if start is None else bytes(start)
+        self.hi = None if stop is None else bytes(stop)
         self.batch = 64
         self.cap = SCAN_BUFFER
         self.buf = <uint8_t *>malloc(self.cap)

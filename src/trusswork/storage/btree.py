@@ -55,6 +55,8 @@ __all__ = ["BTree", "BTreeStats", "Transaction", "check_btree"]
 #: What keys and values may be: bytes, bytearray, memoryview (C-contiguous).
 BytesLike = bytes | bytearray | memoryview
 
+_DELETE = object()  # BTree._one: delete instead of put
+
 
 @dataclass(frozen=True)
 class BTreeStats:
@@ -170,6 +172,8 @@ class _Reader:
 
     def prefix(self, prefix: BytesLike, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """Pairs whose key starts with prefix, in key order."""
+        if not isinstance(prefix, bytes | bytearray | memoryview):
+            raise TypeError(f"prefix must be bytes-like, not {type(prefix).__name__}")
         p = bytes(prefix)
         return self.items(p or None, _successor(p) if p else None, reverse=reverse)
 
@@ -402,13 +406,13 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         self._live()
         return Transaction(self)
 
-    def _one(self, key: BytesLike, value: BytesLike | None) -> bool:
+    def _one(self, key: BytesLike, value: BytesLike | object) -> bool:
         self._write_guard("write")
         t = self._t
         t.begin()
         try:
             existed = True
-            if value is None:
+            if value is _DELETE:
                 existed = bool(t.delete(key))
             else:
                 t.put(key, value)
@@ -422,7 +426,7 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         self._one(key, value)
 
     def __delitem__(self, key: BytesLike) -> None:
-        if not self._one(key, None):
+        if not self._one(key, _DELETE):
             raise NotFound(f"key {bytes(key)[:64]!r} is not in the tree")
 
     def bulk_load(self, items: Iterable[tuple[BytesLike, BytesLike]]) -> int:
@@ -515,14 +519,19 @@ def check_btree(path: str | os.PathLike[str]) -> BTreeStats:
 
 
 def _page_size_of(path: Path) -> int:
-    """The page size recorded in a tree file's meta pages (4096 if unreadable)."""
+    """The page size a tree file records in meta page 0, or failing that in
+    meta page 1 (which starts one page in); 4096 when neither is readable."""
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            for offset in [0] + [1 << b for b in range(9, 17)]:
+                f.seek(offset)
+                head = f.read(16)
+                if len(head) < 16 or head[:8] != b"TWBTREE1":
+                    continue
+                size = int.from_bytes(head[12:16], "little")
+                valid = _btree.MIN_PAGE <= size <= _btree.MAX_PAGE and size & (size - 1) == 0
+                if valid and offset in (0, size):
+                    return size
     except FileNotFoundError:
         raise NotFound(f"{path}: no such B-tree file") from None
-    if len(head) == 16 and head[:8] == b"TWBTREE1":
-        size = int.from_bytes(head[12:16], "little")
-        if _btree.MIN_PAGE <= size <= _btree.MAX_PAGE and size & (size - 1) == 0:
-            return size
     return 4096
