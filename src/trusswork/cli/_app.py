@@ -63,7 +63,7 @@ COMMANDS: tuple[Command, ...] = (
         "trusswork.cli._bench",
         passthrough=True,
     ),
-    Command("storage", "check and dump write-ahead log files", "trusswork.cli._storage"),
+    Command("storage", "check and dump write-ahead log and B+tree files", "trusswork.cli._storage"),
 )
 
 
