@@ -849,6 +849,11 @@ int tw_bt_close(tw_btree *bt) {
 void tw_bt_free(tw_btree *bt) {
     if (!bt) return;
     if (!bt->closed) tw_bt_close(bt);
+    /* a transaction left open (the caller is its thread): release its lock */
+    if (bt->in_txn) {
+        bt->in_txn = 0;
+        pthread_mutex_unlock(&bt->wmu);
+    }
     for (size_t i = 0; i < bt->nframes; i++) {
         free(bt->frames[i]->data);
         free(bt->frames[i]);
@@ -1982,7 +1987,11 @@ int tw_bt_commit(tw_btree *bt) {
     pthread_mutex_lock(&bt->mu);
     int rc = writable(bt);
     if (rc) {
+        /* a closed or failed tree: the transaction is lost, the writer lock released */
+        int had = bt->in_txn;
+        if (had) abort_locked(bt);
         pthread_mutex_unlock(&bt->mu);
+        if (had) pthread_mutex_unlock(&bt->wmu);
         return rc;
     }
     if (!bt->tx_changed) {

@@ -68,6 +68,8 @@ int tw_bt_open(const char *path, uint32_t page_size, uint64_t cache_bytes, int s
 /* Aborts an open transaction, closes the file; further calls get TW_ERR_IO.
  * The memory stays valid until tw_bt_free. */
 int tw_bt_close(tw_btree *bt);
+/* Frees the tree. A transaction still open is dropped; then the caller must
+ * be the thread that began it. */
 void tw_bt_free(tw_btree *bt);
 
 /* The message of the last failure on this tree (thread-unsafe diagnostics). */

@@ -5,6 +5,7 @@
  * snapshots that outlive commits, bulk load, and simulated power loss.
  * Run under ASan/UBSan by `make sanitize`.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,96 @@ static int random_vlen(void) {
     if (r < 70) return (int)(rnd() % 40);
     if (r < 90) return (int)(rnd() % 200);
     return (int)(rnd() % 5000); /* overflow pages on 512-byte pages */
+}
+
+/* ---- threads: readers see whole transactions only.
+ * The writer sets all 200 keys to the same version in each transaction; a
+ * reader's snapshot scan must find one version across every key. */
+#define TKEYS 200
+static tw_btree *shared;
+static int writer_done;
+
+static void *writer(void *arg) {
+    (void)arg;
+    tw_btree *bt = shared;
+    uint8_t val[64];
+    for (uint32_t ver = 1; ver <= 150; ver++) {
+        OK(tw_bt_begin(bt));
+        for (int i = 0; i < TKEYS; i++) {
+            uint8_t k[16];
+            size_t kl = (size_t)sprintf((char *)k, "t%04d", i);
+            memset(val, 0, sizeof val);
+            memcpy(val, &ver, sizeof ver);
+            OK(tw_bt_put(bt, k, kl, val, 8 + (size_t)(ver % 50)));
+        }
+        OK(tw_bt_commit(bt));
+    }
+    __atomic_store_n(&writer_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *reader(void *arg) {
+    (void)arg;
+    tw_btree *bt = shared;
+    static __thread uint8_t buf[1 << 15];
+    int rounds = 0;
+    while (!__atomic_load_n(&writer_done, __ATOMIC_ACQUIRE) || rounds < 5) {
+        tw_bt_snapshot snap;
+        OK(tw_bt_snapshot_begin(bt, &snap));
+        tw_bt_range r;
+        memset(&r, 0, sizeof r);
+        size_t n, used, seen = 0;
+        int done = 0;
+        uint32_t version = 0;
+        uint8_t last[16];
+        size_t lastlen = 0;
+        while (!done) {
+            if (lastlen) {
+                r.lo = last;
+                r.lo_len = lastlen;
+                r.lo_excl = 1;
+            }
+            OK(tw_bt_scan(bt, &snap, 0, &r, buf, sizeof buf, 37, &n, &used, &done));
+            size_t off = 0;
+            for (size_t i = 0; i < n; i++) {
+                uint32_t kl, vl, v;
+                memcpy(&kl, buf + off, 4);
+                memcpy(&vl, buf + off + 4, 4);
+                memcpy(&v, buf + off + 8 + kl, 4);
+                if (seen == 0) version = v;
+                CHECK(v == version);
+                CHECK(vl == 8 + v % 50);
+                memcpy(last, buf + off + 8, kl);
+                lastlen = kl;
+                off += 8 + kl + vl;
+                seen++;
+            }
+        }
+        CHECK(seen == 0 || seen == TKEYS);
+        tw_bt_snapshot_end(bt, &snap);
+        rounds++;
+    }
+    return NULL;
+}
+
+static void threads_test(const char *path) {
+    char err[256];
+    tw_btree *bt = NULL;
+    OK(tw_bt_create_file(path, 4096, err, sizeof err));
+    OK(tw_bt_open(path, 4096, 64 * 4096, 0, 0, &bt, err, sizeof err));
+    shared = bt;
+    pthread_t w, r1, r2;
+    CHECK(pthread_create(&r1, NULL, reader, NULL) == 0);
+    CHECK(pthread_create(&r2, NULL, reader, NULL) == 0);
+    CHECK(pthread_create(&w, NULL, writer, NULL) == 0);
+    pthread_join(w, NULL);
+    pthread_join(r1, NULL);
+    pthread_join(r2, NULL);
+    tw_bt_stats st;
+    OK(tw_bt_check(bt, &st));
+    CHECK(st.keys == TKEYS);
+    OK(tw_bt_close(bt));
+    tw_bt_free(bt);
 }
 
 int main(void) {
@@ -356,6 +447,7 @@ int main(void) {
         OK(tw_bt_close(bt));
         tw_bt_free(bt);
     }
+    threads_test(path);
     unlink(path);
     printf("test_btree: ok\n");
     return 0;
