@@ -25,7 +25,8 @@
  *   page n      header (48 bytes): u32 crc32c(bytes 4..P) | u8 type | u8 0 |
  *               u16 nkeys | u64 pgno | u64 txn that wrote it | u64 link |
  *               u32 upper | u32 frag | u64 link's txn
- *     leaf      slots u16[nkeys] after the header, cells from the end:
+ *     leaf      slots after the header (u16 cell offset | u32 first four key
+ *               bytes, big-endian, zero-padded), cells from the end:
  *               u16 klen | u32 vlen (bit 31: overflow) | key | value
  *               (an overflow cell holds u64 first overflow page | u64 its txn)
  *     branch    link = leftmost child; cells u16 klen | u64 child |
@@ -68,6 +69,7 @@ static const uint8_t META_MAGIC[8] = {'T', 'W', 'B', 'T', 'R', 'E', 'E', '1'};
 #define META_VERSION 1u
 #define META_CRC_AT 124u
 #define HDR 48u
+#define SLOT 6u /* u16 cell offset | u32 first four key bytes (big-endian, zero-padded) */
 #define MAX_DEPTH 40
 #define MIN_FRAMES 64u
 
@@ -291,11 +293,17 @@ static inline uint32_t pg_upper(const uint8_t *d) { return tw_load_le32(d + 32);
 static inline uint32_t pg_frag(const uint8_t *d) { return tw_load_le32(d + 36); }
 static inline uint64_t pg_txn(const uint8_t *d) { return tw_load_le64(d + 16); }
 static inline uint32_t slot(const uint8_t *d, uint32_t i) {
-    return (uint32_t)d[HDR + 2 * i] | ((uint32_t)d[HDR + 2 * i + 1] << 8);
+    return (uint32_t)d[HDR + SLOT * i] | ((uint32_t)d[HDR + SLOT * i + 1] << 8);
 }
-static inline void set_slot(uint8_t *d, uint32_t i, uint32_t off) {
-    d[HDR + 2 * i] = (uint8_t)off;
-    d[HDR + 2 * i + 1] = (uint8_t)(off >> 8);
+static inline uint32_t slot_prefix(const uint8_t *d, uint32_t i) { return tw_load_le32(d + HDR + SLOT * i + 2); }
+
+/* The first four bytes of a key as a number: keys whose prefixes differ
+ * compare like their prefixes, so a search reads cells only on a tie. */
+static inline uint32_t key_prefix(const uint8_t *k, size_t len) {
+    if (len >= 4) return ((uint32_t)k[0] << 24) | ((uint32_t)k[1] << 16) | ((uint32_t)k[2] << 8) | k[3];
+    uint32_t p = 0;
+    for (size_t i = 0; i < 4; i++) p = (p << 8) | (i < len ? k[i] : 0u);
+    return p;
 }
 
 static void page_init(uint8_t *d, uint32_t P, uint8_t type, uint64_t pgno, uint64_t txn) {
@@ -325,6 +333,14 @@ static inline const uint8_t *cell_key(uint8_t type, const uint8_t *c) {
     return type == PT_LEAF ? leaf_key(c) : branch_key(c);
 }
 
+/* Points slot i at the cell at off (already in place) and records its key prefix. */
+static inline void set_slot(uint8_t *d, uint32_t i, uint32_t off) {
+    const uint8_t *c = d + off;
+    d[HDR + SLOT * i] = (uint8_t)off;
+    d[HDR + SLOT * i + 1] = (uint8_t)(off >> 8);
+    tw_store_le32(d + HDR + SLOT * i + 2, key_prefix(cell_key(pg_type(d), c), cell_klen(c)));
+}
+
 static inline int keycmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
     size_t m = alen < blen ? alen : blen;
     int r = m ? memcmp(a, b, m) : 0;
@@ -335,12 +351,17 @@ static inline int keycmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t
 /* First index whose key is >= key (exclusive: > key); *exact when equal found. */
 static uint32_t page_search(const uint8_t *d, const uint8_t *key, size_t klen, int upper, int *exact) {
     uint8_t type = pg_type(d);
-    uint32_t lo = 0, hi = pg_n(d);
+    uint32_t lo = 0, hi = pg_n(d), want = key_prefix(key, klen);
     *exact = 0;
     while (lo < hi) {
-        uint32_t mid = (lo + hi) >> 1;
-        const uint8_t *c = d + slot(d, mid);
-        int r = keycmp(cell_key(type, c), cell_klen(c), key, klen);
+        uint32_t mid = (lo + hi) >> 1, have = slot_prefix(d, mid);
+        int r;
+        if (have != want) {
+            r = have < want ? -1 : 1;
+        } else {
+            const uint8_t *c = d + slot(d, mid);
+            r = keycmp(cell_key(type, c), cell_klen(c), key, klen);
+        }
         if (r < 0 || (upper && r == 0)) {
             lo = mid + 1;
         } else {
@@ -376,16 +397,16 @@ static inline void set_branch_child(uint8_t *d, int i, uint64_t child, uint64_t 
     }
 }
 
-static inline uint32_t page_free_contig(const uint8_t *d) { return pg_upper(d) - HDR - 2 * pg_n(d); }
+static inline uint32_t page_free_contig(const uint8_t *d) { return pg_upper(d) - HDR - SLOT * pg_n(d); }
 static inline uint32_t page_used(const uint8_t *d, uint32_t P) {
-    return P - pg_upper(d) - pg_frag(d) + 2 * pg_n(d);
+    return P - pg_upper(d) - pg_frag(d) + SLOT * pg_n(d);
 }
 
 /* Validates a leaf or branch page's layout so later code can trust it. */
 static int page_validate(tw_btree *bt, uint64_t pgno, const uint8_t *d) {
     uint32_t P = bt->P, n = pg_n(d), upper = pg_upper(d), frag = pg_frag(d);
     uint8_t type = pg_type(d);
-    if (upper > P || HDR + 2 * n > upper || frag > P - upper) return corrupt(bt, pgno, "bad page layout");
+    if (upper > P || HDR + SLOT * n > upper || frag > P - upper) return corrupt(bt, pgno, "bad page layout");
     uint64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t off = slot(d, i);
@@ -399,6 +420,7 @@ static int page_validate(tw_btree *bt, uint64_t pgno, const uint8_t *d) {
         }
         uint32_t sz = cell_size(type, c);
         if ((uint64_t)off + sz > P) return corrupt(bt, pgno, "cell runs past the page");
+        if (slot_prefix(d, i) != key_prefix(cell_key(type, c), klen)) return corrupt(bt, pgno, "slot prefix differs from its key");
         total += sz;
     }
     if (total + frag != P - upper) return corrupt(bt, pgno, "cell sizes do not add up");
@@ -1257,13 +1279,13 @@ static void page_compact(tw_btree *bt, uint8_t *d) {
 /* Inserts a cell at position pos; TW_ERR_NOSPACE when it does not fit. */
 static int page_insert(tw_btree *bt, uint8_t *d, uint32_t pos, const uint8_t *cell, uint32_t sz) {
     uint32_t n = pg_n(d);
-    if (page_free_contig(d) < sz + 2) {
-        if (page_free_contig(d) + pg_frag(d) < sz + 2) return TW_ERR_NOSPACE;
+    if (page_free_contig(d) < sz + SLOT) {
+        if (page_free_contig(d) + pg_frag(d) < sz + SLOT) return TW_ERR_NOSPACE;
         page_compact(bt, d);
     }
     uint32_t upper = pg_upper(d) - sz;
     memcpy(d + upper, cell, sz);
-    memmove(d + HDR + 2 * (pos + 1), d + HDR + 2 * pos, 2 * (n - pos));
+    memmove(d + HDR + SLOT * (pos + 1), d + HDR + SLOT * pos, SLOT * (n - pos));
     set_slot(d, pos, upper);
     tw_store_le32(d + 32, upper);
     pg_set_n(d, n + 1);
@@ -1273,7 +1295,7 @@ static int page_insert(tw_btree *bt, uint8_t *d, uint32_t pos, const uint8_t *ce
 static void page_remove(uint8_t *d, uint32_t pos) {
     uint32_t n = pg_n(d);
     uint32_t sz = cell_size(pg_type(d), d + slot(d, pos));
-    memmove(d + HDR + 2 * pos, d + HDR + 2 * (pos + 1), 2 * (n - pos - 1));
+    memmove(d + HDR + SLOT * pos, d + HDR + SLOT * (pos + 1), SLOT * (n - pos - 1));
     pg_set_n(d, n - 1);
     tw_store_le32(d + 36, pg_frag(d) + sz);
 }
@@ -1446,10 +1468,10 @@ static int insert_separator(tw_btree *bt, wpath *p, int lvl, uint32_t seplen, in
             cells[i] = s + at;
             sizes[i] = csz;
             at += csz;
-            total += csz + 2;
+            total += csz + SLOT;
         }
         uint32_t m = 0, acc = 0;
-        while (m < n && acc + sizes[m] + 2 < total / 2) acc += sizes[m++] + 2;
+        while (m < n && acc + sizes[m] + SLOT < total / 2) acc += sizes[m++] + SLOT;
         if (m == 0) m = 1;
         if (m >= n) m = n - 1;
         /* cells[m] moves up: its key is the separator, its child the right's leftmost */
@@ -1504,7 +1526,7 @@ static int split_leaf(tw_btree *bt, wpath *p, uint32_t pos, const uint8_t *cell,
         cells[i] = s + at;
         sizes[i] = csz;
         at += csz;
-        total += csz + 2;
+        total += csz + SLOT;
     }
     uint32_t m;
     if (rightmost && pos == n) {
@@ -1512,13 +1534,13 @@ static int split_leaf(tw_btree *bt, wpath *p, uint32_t pos, const uint8_t *cell,
     } else {
         uint32_t acc = 0;
         m = 0;
-        while (m < n && acc + sizes[m] + 2 < total / 2) acc += sizes[m++] + 2;
+        while (m < n && acc + sizes[m] + SLOT < total / 2) acc += sizes[m++] + SLOT;
         if (m == 0) m = 1;
     }
     /* both halves must fit */
     for (;;) {
         uint32_t left = 0;
-        for (uint32_t i = 0; i < m; i++) left += sizes[i] + 2;
+        for (uint32_t i = 0; i < m; i++) left += sizes[i] + SLOT;
         if (left > bt->P - HDR) {
             m--;
             continue;
@@ -1651,7 +1673,7 @@ static int rebalance(tw_btree *bt, wpath *p, int lvl) {
         pf->pin--;
         if (rc) return rc;
         const uint8_t *sepcell = pf->data + slot(pf->data, (uint32_t)ri);
-        uint32_t extra = type == PT_BRANCH ? branch_cell_size(sepcell) + 2 : 0;
+        uint32_t extra = type == PT_BRANCH ? branch_cell_size(sepcell) + SLOT : 0;
         /* too full to merge: leave it (an empty leaf here is skipped by scans) */
         if (page_used(lf->data, P) + page_used(rf->data, P) + extra > P - HDR) return TW_OK;
         lf->pin++;
@@ -1757,7 +1779,7 @@ static int bulk_push(tw_btree *bt, int lvl, const uint8_t *cell, uint32_t sz, co
     int rc;
     uint8_t *d = bt->bulk_page[lvl];
     uint32_t limit = (bt->P - HDR) - (bt->P - HDR) / 16; /* leave ~6% for later inserts */
-    if (pg_n(d) == 0 || (page_free_contig(d) >= sz + 2 && page_used(d, bt->P) + sz + 2 <= limit))
+    if (pg_n(d) == 0 || (page_free_contig(d) >= sz + SLOT && page_used(d, bt->P) + sz + SLOT <= limit))
         return page_insert(bt, d, pg_n(d), cell, sz);
     uint64_t sealed = bt->bulk_pgno[lvl];
     if ((rc = bulk_seal(bt, lvl))) return rc;

@@ -194,6 +194,14 @@ cdef class Tree:
 
     def get(self, key, Snapshot snap=None, bint in_txn=False):
         """The value of key, or None."""
+        return self.fetch(key, snap, in_txn)
+
+    def lookup(self, key, default=None):
+        """The value of key in the last commit, or default (BTree.get)."""
+        value = self.fetch(key, None, False)
+        return default if value is None else value
+
+    cdef object fetch(self, key, Snapshot snap, bint in_txn):
         self.live()
         cdef Arg k
         cdef uint8_t stack[STACK_VALUE]

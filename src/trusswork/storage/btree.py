@@ -371,6 +371,8 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
             raise
         self.page_size: int = self._t.page_size
         self.max_key_size: int = self._t.max_key
+        # The hot read path straight into Cython, without a Python frame.
+        self.get = self._t.lookup  # type: ignore[method-assign]
 
     def _create(self, page_size: int) -> None:
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.creating")
