@@ -1104,11 +1104,12 @@ int tw_bt_scan(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, const tw_bt
         rc = cur_seek(bt, &c, root, root_txn, depth, r->hi, r->hi_len, r->hi_excl, -1, &end);
     if (rc) goto out;
     uint32_t leaf = depth ? depth - 1 : 0;
+    frame *f = NULL; /* the current leaf; fetched again after anything that may evict it */
     while (!end && *n < max_items) {
-        frame *f;
-        if ((rc = pg_get(bt, c.pg[leaf], PT_LEAF, c.txn[leaf], &f))) goto out;
+        if (!f && (rc = pg_get(bt, c.pg[leaf], PT_LEAF, c.txn[leaf], &f))) goto out;
         int cnt = (int)pg_n(f->data);
         if (c.idx[leaf] < 0 || c.idx[leaf] >= cnt) {
+            f = NULL;
             if ((rc = cur_step_leaf(bt, &c, dir, &end))) goto out;
             continue;
         }
@@ -1148,6 +1149,7 @@ int tw_bt_scan(tw_btree *bt, const tw_bt_snapshot *snap, int in_txn, const tw_bt
             if (vf & OVF_FLAG) {
                 if ((rc = read_overflow(bt, tw_load_le64(k + klen), tw_load_le64(k + klen + 8), o + 8 + klen, vlen)))
                     goto out;
+                f = NULL;
             } else {
                 memcpy(o + 8 + klen, k + klen, vlen);
             }
