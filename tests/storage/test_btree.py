@@ -1170,3 +1170,17 @@ def test_check_and_stats_report_sensible_numbers(path: Path) -> None:
     assert checked.page_size == 512
     with BTree(path, page_size=512) as tree:  # check_btree let go of the file
         assert len(tree) == 3001
+
+
+def test_update_and_clear_are_single_transactions(tree: BTree) -> None:
+    tree.update({b"a": b"1", b"b": b"2"})
+    tree.update([(b"c", b"3")], d=b"4")
+    assert dict(tree.items()) == {b"a": b"1", b"b": b"2", b"c": b"3", b"d": b"4"}
+    before = tree.stats().txn_id
+    with pytest.raises(TypeError):
+        tree.update([(b"e", b"5"), (b"f", 6)])  # type: ignore[list-item]
+    assert b"e" not in tree, "a failed update applied part of its pairs"
+    tree.clear()
+    assert len(tree) == 0 and list(tree.items()) == []
+    assert tree.stats().txn_id == before + 1, "clear took more than one commit"
+    assert tree.check().keys == 0

@@ -431,6 +431,26 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         if not self._one(key, _DELETE):
             raise NotFound(f"key {bytes(key)[:64]!r} is not in the tree")
 
+    def update(  # type: ignore[override]
+        self,
+        other: Iterable[tuple[BytesLike, BytesLike]] | dict[bytes, bytes] = (),
+        /,
+        **kwargs: bytes,
+    ) -> None:
+        """Put every pair of other (a mapping or pairs) in one transaction."""
+        pairs = other.items() if isinstance(other, dict) else other
+        with self.transaction() as tx:
+            for key, value in pairs:
+                tx.put(key, value)
+            for name, value in kwargs.items():
+                tx.put(name.encode(), value)
+
+    def clear(self) -> None:
+        """Delete every key in one transaction."""
+        with self.transaction() as tx:
+            for key in list(tx.keys()):
+                tx.delete(key)
+
     def bulk_load(self, items: Iterable[tuple[BytesLike, BytesLike]]) -> int:
         """Fill an empty tree from pairs in strictly increasing key order.
 
