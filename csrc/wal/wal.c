@@ -535,16 +535,19 @@ void tw_wal_last_error(tw_wal *w, char *out, size_t out_len) {
 }
 
 /* Every interval_ms: write and sync what arrived. Wake-ups by other flushes
- * do not move the deadline, so a busy log still syncs on schedule. */
+ * do not move the deadline, and a flush in progress at the deadline is
+ * waited for, so a busy log still syncs on schedule. */
 static void *interval_thread(void *arg) {
     tw_wal *w = arg;
     pthread_mutex_lock(&w->mu);
     struct timespec deadline = deadline_after(w->opt.interval_ms);
     while (!w->closing && !w->failed) {
         if (pthread_cond_timedwait(&w->changed, &w->mu, &deadline) != ETIMEDOUT) continue;
+        /* A flush running at the deadline (a full buffer written without a
+         * sync) must not make this period's sync wait a whole interval. */
+        while (w->flushing && !w->closing && !w->failed) pthread_cond_wait(&w->changed, &w->mu);
         if (w->closing || w->failed) break;
-        if (!w->flushing && (w->buffer_len || w->durable_lsn < w->written_lsn))
-            flush_locked(w, 1);
+        if (w->buffer_len || w->durable_lsn < w->written_lsn) flush_locked(w, 1);
         deadline = deadline_after(w->opt.interval_ms);
     }
     pthread_mutex_unlock(&w->mu);
