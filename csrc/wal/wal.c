@@ -89,7 +89,8 @@ static int check_record(const uint8_t *buf, size_t len, size_t off, uint64_t exp
     const uint8_t *h = buf + off;
     uint32_t length = tw_load_le32(h + 4);
     uint64_t lsn = tw_load_le64(h + 8);
-    if (h[16] != TW_WAL_TYPE_FULL || h[17] || h[18] || h[19] || length > TW_WAL_MAX_PAYLOAD)
+    if ((h[16] != TW_WAL_TYPE_FULL && h[16] != TW_WAL_TYPE_AFTER_SYNC) || h[17] || h[18] || h[19] ||
+        length > TW_WAL_MAX_PAYLOAD)
         return TW_ERR_CORRUPT;
     if (exact_lsn ? lsn != expect_lsn : lsn < expect_lsn) return TW_ERR_CORRUPT;
     if (len - off - TW_WAL_RECORD_HEADER < length) return TW_ERR_TRUNCATED;
@@ -126,6 +127,21 @@ int64_t tw_wal_find_record(const uint8_t *buf, size_t len, size_t from, uint64_t
     return -1;
 }
 
+int64_t tw_wal_find_after_sync(const uint8_t *buf, size_t len, size_t from, uint64_t min_lsn) {
+    tw_wal_entry entry;
+    if (from > len) return -1;
+    for (size_t off = from; len - off >= TW_WAL_RECORD_HEADER; off++)
+        if (check_record(buf, len, off, min_lsn, 0, &entry) == TW_OK && entry.type == TW_WAL_TYPE_AFTER_SYNC)
+            return (int64_t)off;
+    return -1;
+}
+
+/* Turns the framed record at rec into a TW_WAL_TYPE_AFTER_SYNC one. */
+static void mark_after_sync(uint8_t *rec, uint32_t payload_crc) {
+    rec[16] = TW_WAL_TYPE_AFTER_SYNC;
+    tw_store_le32(rec, record_crc(rec, payload_crc));
+}
+
 /* ---------------------------------------------------------------- writer */
 
 struct tw_wal {
@@ -138,6 +154,7 @@ struct tw_wal {
     uint64_t segment_size;   /* bytes in the active segment file */
     uint64_t synced_size;    /* of those, bytes covered by the last fdatasync */
     uint8_t *buffer, *spare; /* framed records not yet taken by a flusher */
+    uint32_t first_crc;      /* payload CRC of the first record in buffer */
     size_t buffer_len, buffer_cap, spare_cap;
     uint64_t next_lsn, written_lsn, durable_lsn;
     int flushing, failed, closing;
@@ -201,6 +218,11 @@ static int open_segment(const char *path, uint64_t first_lsn, uint64_t *size, co
             goto fail;
         }
         *size = sizeof header;
+    } else if (fdatasync(fd) < 0) {
+        /* what a previous writer left may not be durable yet: make it so, so
+         * the first write here may say it follows synced bytes */
+        *what = "sync segment";
+        goto fail;
     }
     return fd;
 fail: {
@@ -294,6 +316,7 @@ static void flush_locked(tw_wal *w, int sync) {
     size_t len = w->buffer_len;
     size_t data_cap = w->buffer_cap;
     uint64_t last = w->next_lsn - 1;
+    uint32_t first_crc = w->first_crc;
     w->buffer = w->spare;
     w->buffer_cap = w->spare_cap;
     w->buffer_len = 0;
@@ -303,6 +326,10 @@ static void flush_locked(tw_wal *w, int sync) {
     int err = 0, synced = 0;
     uint64_t rotated_to = 0;
     uint64_t started = now_ns();
+    /* A write issued when every earlier byte is synced starts with an
+     * AFTER_SYNC record: recovery knows damage before one is not a torn
+     * write (see tw_wal_find_after_sync). */
+    if (len && w->synced_size == w->segment_size) mark_after_sync(data, first_crc);
     if (len && write_all(w->fd, data, len) < 0) {
         what = "write segment";
     } else {
@@ -373,6 +400,7 @@ static int append_locked(tw_wal *w, const uint8_t *const *payloads, const size_t
     if (reserve(w, total) < 0) return TW_ERR_NOMEM;
     *first_lsn = w->next_lsn;
     for (size_t i = 0; i < n; i++) {
+        if (w->buffer_len == 0) w->first_crc = crcs[i];
         tw_wal_frame(w->buffer + w->buffer_len, w->next_lsn++, TW_WAL_TYPE_FULL, payloads[i],
                      (uint32_t)lengths[i], crcs[i]);
         w->buffer_len += TW_WAL_RECORD_HEADER + lengths[i];

@@ -16,7 +16,8 @@
  *              payload's checksum is computed before the appender takes the
  *              log's lock, and a damaged length is caught like any other byte.
  * All integers little-endian. LSNs start at 1 and increase by one per record
- * across segments; type 0 never occurs, so zero-filled space never parses.
+ * across segments; type is 1 (TW_WAL_TYPE_FULL) or 2 (..._AFTER_SYNC, below);
+ * type 0 never occurs, so zero-filled space never parses.
  *
  * Ownership: payload buffers are borrowed for the duration of a call; the
  * log owns its buffers, file descriptors and its flush thread.
@@ -33,6 +34,13 @@
 #define TW_WAL_RECORD_HEADER 20
 #define TW_WAL_MAX_PAYLOAD (1u << 30)
 #define TW_WAL_TYPE_FULL 1
+/* A full record that begins a write issued when every earlier byte of the
+ * log was synced. Damage followed by one of these cannot be a torn write
+ * (that write was durable before the next began). Damage followed only by
+ * TYPE_FULL records may be the last write landing out of order on power
+ * loss -- or damage to it after it was synced; recovery cannot tell, so it
+ * raises Corruption and says which case is possible. */
+#define TW_WAL_TYPE_AFTER_SYNC 2
 
 enum tw_wal_sync {
     TW_WAL_SYNC_ALWAYS = 0,   /* each append written and fdatasync'ed before it returns */
@@ -79,6 +87,10 @@ int tw_wal_parse(const uint8_t *buf, size_t len, size_t offset, uint64_t expect_
  * -1. Used on recovery to tell a torn tail (nothing valid follows the bad
  * spot) from damage in the middle (something does). */
 int64_t tw_wal_find_record(const uint8_t *buf, size_t len, size_t from, uint64_t min_lsn);
+
+/* First offset >= from of a whole valid TW_WAL_TYPE_AFTER_SYNC record with
+ * lsn >= min_lsn, or -1: damage followed by one is not a torn write. */
+int64_t tw_wal_find_after_sync(const uint8_t *buf, size_t len, size_t from, uint64_t min_lsn);
 
 /* ---------------------------------------------------------------- writer */
 

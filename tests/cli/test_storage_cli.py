@@ -24,8 +24,9 @@ def payload(lsn: int) -> bytes:
 
 
 def make_log(path: Path, records: int = 100, *, segment_bytes: int = 64 << 20) -> Path:
-    # buffer_bytes=1: each record is written on its own, so segments rotate between records.
-    with WriteAheadLog(path, fsync="never", segment_bytes=segment_bytes, buffer_bytes=1) as log:
+    # fsync="always": each record is written on its own, so segments rotate between
+    # records, and after a sync, so damage before a later record is never a torn write.
+    with WriteAheadLog(path, fsync="always", segment_bytes=segment_bytes) as log:
         lsns = [log.append(payload(lsn)) for lsn in range(1, records + 1)]
     assert lsns == list(range(1, records + 1))
     return path

@@ -43,20 +43,21 @@ def segment_header(first_lsn: int) -> bytes:
     return head + struct.pack("<I", crc32c(head))
 
 
-def frame(lsn: int, payload: bytes) -> bytes:
-    """One framed record: crc | length | lsn | type 1 | 3 zero bytes | payload.
+def frame(lsn: int, payload: bytes, kind: int = 1) -> bytes:
+    """One framed record: crc | length | lsn | type | 3 zero bytes | payload.
 
-    The CRC covers everything after itself, payload first: crc32c(length..pad,
-    seed=crc32c(payload)).
+    Type 1 is a plain record, 2 one that begins a write made once everything
+    before it was synced. The CRC covers everything after itself, payload
+    first: crc32c(length..pad, seed=crc32c(payload)).
     """
-    tail = struct.pack("<IQB3x", len(payload), lsn, 1)
+    tail = struct.pack("<IQB3x", len(payload), lsn, kind)
     crc = crc32c(tail, crc32c(payload))
     return struct.pack("<I", crc) + tail + payload
 
 
-def segment_bytes(first_lsn: int, payloads: list[bytes]) -> bytes:
+def segment_bytes(first_lsn: int, payloads: list[bytes], kind: int = 1) -> bytes:
     return segment_header(first_lsn) + b"".join(
-        frame(first_lsn + i, payload) for i, payload in enumerate(payloads)
+        frame(first_lsn + i, payload, kind) for i, payload in enumerate(payloads)
     )
 
 
@@ -107,7 +108,10 @@ def flip(path: Path, offset: int, mask: int = 0x5A) -> None:
 
 def test_oracle_framer_matches_the_files_the_log_writes(tmp_path: Path) -> None:
     (segment,) = build_log(tmp_path, 9)
-    assert segment.read_bytes() == segment_bytes(1, [payload_for(lsn) for lsn in range(1, 10)])
+    # One thread appending in group mode: every append is a write of its own
+    # made after the previous one was synced, so every record has type 2.
+    payloads = [payload_for(lsn) for lsn in range(1, 10)]
+    assert segment.read_bytes() == segment_bytes(1, payloads, kind=2)
     assert segment.name == "00000000000000000001.wal"
 
 
@@ -579,3 +583,43 @@ def test_every_single_bit_flip_of_a_segment_header_is_detected() -> None:
         assert _wal.read_segment_header(bytes(damaged)) == -1, f"bit {bit}"
     for cut in range(HEADER):
         assert _wal.read_segment_header(header[:cut]) is None
+
+
+# ---------------------------------------------------------------- damage in the last write
+
+
+def test_a_hole_in_the_last_write_is_corruption_that_says_it_may_be_a_torn_write(
+    tmp_path: Path,
+) -> None:
+    # One buffered write of records 1..9 (fsync="never", flushed once): power
+    # loss may land its pages out of order, leaving a hole with whole records
+    # after it -- or the bytes went bad after a sync. The log cannot tell, so
+    # it refuses to open, and says that repairing loses only that write.
+    with WriteAheadLog(tmp_path, fsync="never") as log:
+        log.append_many([payload_for(lsn) for lsn in range(1, 10)])
+    (segment,) = sorted(tmp_path.glob("*.wal"))
+    records = layout(segment)
+    data = bytearray(segment.read_bytes())
+    hole = records[3]
+    data[hole.start : hole.end] = bytes(hole.end - hole.start)
+    segment.write_bytes(bytes(data))
+    with pytest.raises(Corruption, match="may not have been synced"):
+        WriteAheadLog(tmp_path)
+    assert check_log(tmp_path, repair=True).repaired
+    with WriteAheadLog(tmp_path, fsync="always") as log:
+        assert list(log.scan()) == expected_records(3)
+
+
+def test_damage_before_a_write_that_followed_a_sync_is_corruption(tmp_path: Path) -> None:
+    # Records 1..5 were written and synced, then 6..9 in a later write: that
+    # write's first record says everything before it was durable, so a bad
+    # record 3 is damage, never a torn write.
+    with WriteAheadLog(tmp_path, fsync="never") as log:
+        log.append_many([payload_for(lsn) for lsn in range(1, 6)])
+        log.flush(sync=True)
+        log.append_many([payload_for(lsn) for lsn in range(6, 10)])
+    (segment,) = sorted(tmp_path.glob("*.wal"))
+    flip(segment, layout(segment)[2].start + RECORD + 1)
+    with pytest.raises(Corruption, match=segment.name) as raised:
+        WriteAheadLog(tmp_path)
+    assert "may not have been synced" not in str(raised.value)

@@ -32,6 +32,7 @@ cdef extern from "wal/wal.h" nogil:
     int tw_wal_parse(const uint8_t *buf, size_t len, size_t offset, uint64_t expect_lsn,
                      tw_wal_entry *out, size_t max, size_t *n, size_t *end)
     int64_t tw_wal_find_record(const uint8_t *buf, size_t len, size_t start, uint64_t min_lsn)
+    int64_t tw_wal_find_after_sync(const uint8_t *buf, size_t len, size_t start, uint64_t min_lsn)
 
     int tw_wal_open(const char *dir, const char *segment_path, uint64_t segment_first_lsn,
                     uint64_t next_lsn, const tw_wal_options *options, tw_wal **out,

@@ -252,14 +252,19 @@ def parse(data, size_t offset, uint64_t expect_lsn, size_t max_records):
     return records, end, status
 
 
-def find_record(data, size_t start, uint64_t min_lsn):
-    """Offset of the first whole valid record at or after start with lsn >= min_lsn, or -1."""
+def find_record(data, size_t start, uint64_t min_lsn, bint after_sync=False):
+    """Offset of the first whole valid record at or after start with lsn >= min_lsn
+    (with after_sync: of type AFTER_SYNC, which begins a write made once every
+    earlier byte was synced), or -1."""
     cdef Py_buffer view
     cdef int64_t found
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         with nogil:
-            found = tw_wal_find_record(<const uint8_t *>view.buf, view.len, start, min_lsn)
+            if after_sync:
+                found = tw_wal_find_after_sync(<const uint8_t *>view.buf, view.len, start, min_lsn)
+            else:
+                found = tw_wal_find_record(<const uint8_t *>view.buf, view.len, start, min_lsn)
     finally:
         PyBuffer_Release(&view)
     return found

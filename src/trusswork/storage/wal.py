@@ -218,10 +218,20 @@ def _segment_records(
                 if torn and tolerate_tail:
                     break
                 reason = "is cut off" if status == _wal.TRUNCATED else "is damaged"
+                hint = ""
+                if last and not torn and _wal.find_record(data, end + 1, expect, True) < 0:
+                    # Only records of the same write follow, and none began
+                    # after a sync: power loss can land a write's pages out of
+                    # order, so this may be that write cut short, not damage.
+                    hint = (
+                        "; only records of the last write follow, which may not have"
+                        " been synced: after a power loss this can be that write cut"
+                        " short, and repairing (wal-check --repair) loses only it"
+                    )
                 raise _Damage(
                     path,
                     end,
-                    f"record {reason} at byte offset {end} (LSN {expect})",
+                    f"record {reason} at byte offset {end} (LSN {expect}){hint}",
                     torn=torn,
                     lsn=expect,
                 )
