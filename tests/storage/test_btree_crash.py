@@ -12,7 +12,7 @@ after the one following it (committed, killed before the side file was
 written) -- never a part of a transaction -- and ``check`` must pass. The
 next child goes on from there on the same file.
 
-20 rounds by default; ``TRUSSWORK_FUZZ=1`` runs 300. Kill times come from a
+100 rounds by default; ``TRUSSWORK_FUZZ=1`` runs 300. Kill times come from a
 seeded generator: a fixed seed by default, a fresh one under fuzzing,
 ``TRUSSWORK_BTREE_CRASH_SEED`` to replay one (thread scheduling still varies,
 so a replay kills at the same moments, not the same instructions).
@@ -39,7 +39,7 @@ from helpers.crash import Checkpoint, run_and_kill
 from trusswork.core.errors import Corruption, Unavailable
 from trusswork.storage import BTree
 
-ROUNDS = 300 if FUZZ else 20
+ROUNDS = 300 if FUZZ else 100
 POWER_LOSS_SEEDS = 2000 if FUZZ else 200
 PAGE = 1024
 TXN_KEY = b"\x00txn"

@@ -10,7 +10,7 @@ payload, that LSNs are contiguous, that nothing was invented and that
 ``check_log`` finds the log healthy, then starts the next child on the same
 log. Segments are small, so kills also land in segment rotation.
 
-20 rounds per mode by default; ``TRUSSWORK_FUZZ=1`` runs 300.
+60 rounds per mode by default (120 kills); ``TRUSSWORK_FUZZ=1`` runs 300.
 The kill times come from a seeded generator: a fixed seed by default, a
 fresh one under fuzzing, ``TRUSSWORK_WAL_CRASH_SEED`` to replay one. The
 seed is in every assertion message. (Thread scheduling still varies, so a
@@ -30,7 +30,7 @@ import pytest
 from helpers import FUZZ
 from helpers.crash import Checkpoint, run_and_kill
 
-ROUNDS = 300 if FUZZ else 20
+ROUNDS = 300 if FUZZ else 60
 THREADS = 4
 SEGMENT_BYTES = 8192
 MAX_KILL_AFTER = 0.35
