@@ -1422,6 +1422,28 @@ static uint32_t separator(const uint8_t *left, uint32_t llen, const uint8_t *rig
     return i + 1 <= rlen ? i + 1 : rlen;
 }
 
+/* Copies the cells of page d, with `cell` inserted at pos, in order into
+ * bt->scratch; bt->cellp / bt->cellsz get each one's place and size.
+ * Returns the bytes they take in a page, slots included. */
+static uint32_t gather_cells(tw_btree *bt, const uint8_t *d, uint32_t pos, const uint8_t *cell, uint32_t sz) {
+    uint8_t type = pg_type(d);
+    uint32_t n = pg_n(d), total = 0, at = 0;
+    for (uint32_t i = 0; i <= n; i++) {
+        const uint8_t *src = cell;
+        uint32_t csz = sz;
+        if (i != pos) {
+            src = d + slot(d, i < pos ? i : i - 1);
+            csz = cell_size(type, src);
+        }
+        memcpy(bt->scratch + at, src, csz);
+        bt->cellp[i] = bt->scratch + at;
+        bt->cellsz[i] = csz;
+        at += csz;
+        total += csz + SLOT;
+    }
+    return total;
+}
+
 /* Inserts (sep -> right) after child index ci of the branch at path level lvl,
  * splitting upward as needed. sep is in bt->sep[which]. */
 static int insert_separator(tw_btree *bt, wpath *p, int lvl, uint32_t seplen, int which, uint64_t right) {
@@ -1454,24 +1476,7 @@ static int insert_separator(tw_btree *bt, wpath *p, int lvl, uint32_t seplen, in
         uint32_t n = pg_n(d);
         const uint8_t **cells = bt->cellp;
         uint32_t *sizes = bt->cellsz;
-        uint8_t *s = bt->scratch;
-        uint32_t total = 0, at = 0;
-        for (uint32_t i = 0; i <= n; i++) {
-            const uint8_t *src;
-            uint32_t csz;
-            if (i == pos) {
-                src = cellbuf;
-                csz = sz;
-            } else {
-                src = d + slot(d, i < pos ? i : i - 1);
-                csz = branch_cell_size(src);
-            }
-            memcpy(s + at, src, csz);
-            cells[i] = s + at;
-            sizes[i] = csz;
-            at += csz;
-            total += csz + SLOT;
-        }
+        uint32_t total = gather_cells(bt, d, pos, cellbuf, sz);
         uint32_t m = 0, acc = 0;
         while (m < n && acc + sizes[m] + SLOT < total / 2) acc += sizes[m++] + SLOT;
         if (m == 0) m = 1;
@@ -1512,24 +1517,7 @@ static int split_leaf(tw_btree *bt, wpath *p, uint32_t pos, const uint8_t *cell,
     uint32_t n = pg_n(d);
     const uint8_t **cells = bt->cellp;
     uint32_t *sizes = bt->cellsz;
-    uint8_t *s = bt->scratch;
-    uint32_t total = 0, at = 0;
-    for (uint32_t i = 0; i <= n; i++) {
-        const uint8_t *src;
-        uint32_t csz;
-        if (i == pos) {
-            src = cell;
-            csz = sz;
-        } else {
-            src = d + slot(d, i < pos ? i : i - 1);
-            csz = leaf_cell_size(src);
-        }
-        memcpy(s + at, src, csz);
-        cells[i] = s + at;
-        sizes[i] = csz;
-        at += csz;
-        total += csz + SLOT;
-    }
+    uint32_t total = gather_cells(bt, d, pos, cell, sz);
     uint32_t m;
     if (rightmost && pos == n) {
         m = n; /* appending at the end of the tree: keep the left page full */

@@ -238,6 +238,10 @@ cdef class Tree:
         self.check_status(status, "begin transaction")
 
     def put(self, key, value):
+        self.write_pair(key, value, False)
+
+    cdef int write_pair(self, key, value, bint bulk) except -1:
+        """Put (or bulk-add) one pair: argument checks, then C without the GIL."""
         self.live()
         cdef Arg k, v
         cdef int status
@@ -250,11 +254,14 @@ cdef class Tree:
             raise
         try:
             with nogil:
-                status = tw_bt_put(self.bt, k.ptr, k.len, v.ptr, v.len)
+                if bulk:
+                    status = tw_bt_bulk_add(self.bt, k.ptr, k.len, v.ptr, v.len)
+                else:
+                    status = tw_bt_put(self.bt, k.ptr, k.len, v.ptr, v.len)
         finally:
             put_arg(&k)
             put_arg(&v)
-        self.check_status(status, "put")
+        return self.check_status(status, "bulk load" if bulk else "put")
 
     def delete(self, key):
         """True when key was there."""
@@ -274,23 +281,7 @@ cdef class Tree:
         return True
 
     def bulk_add(self, key, value):
-        self.live()
-        cdef Arg k, v
-        cdef int status
-        get_arg(key, &k, "key")
-        self.check_key(&k)
-        try:
-            get_arg(value, &v, "value")
-        except BaseException:
-            put_arg(&k)
-            raise
-        try:
-            with nogil:
-                status = tw_bt_bulk_add(self.bt, k.ptr, k.len, v.ptr, v.len)
-        finally:
-            put_arg(&k)
-            put_arg(&v)
-        self.check_status(status, "bulk load")
+        self.write_pair(key, value, True)
 
     def commit(self):
         self.live()
