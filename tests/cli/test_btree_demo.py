@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import pytest
 
-from trusswork.cli import _btree_demo, _demo, main
+from helpers.demo import SectionRun as Run
+from helpers.demo import number, run_section
+from trusswork.cli import _btree_demo, main
 from trusswork.storage import BTree
-
-
-class Run(NamedTuple):
-    code: int
-    out_dir: Path
-    stderr: str
-    section: dict[str, Any]
-
-    @property
-    def rows(self) -> dict[str, str]:
-        return {figure: value for figure, value in self.section["rows"]}
-
-
-def number(text: str) -> int:
-    return int(text.replace(",", ""))
 
 
 @pytest.fixture(scope="module")
 def btree_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """``trusswork demo --quick`` with only the btree section, through the demo machinery."""
-    out_dir = tmp_path_factory.mktemp("btree-demo")
-    sections = tuple(section for section in _demo.SECTIONS if section.name == "btree")
-    assert len(sections) == 1, "the btree section is not registered in _demo.SECTIONS"
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_demo, "SECTIONS", sections)
-        patch.setenv("COLUMNS", "200")
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(["demo", "--quick", "--out", str(out_dir)])
-    document = json.loads((out_dir / "demo.json").read_text(encoding="utf-8"))
-    (section,) = document["sections"]
-    yield Run(code, out_dir, stderr.getvalue(), section)
+    yield run_section("btree", tmp_path_factory.mktemp("btree-demo"))
 
 
 def test_btree_section_succeeds(btree_demo: Run) -> None:

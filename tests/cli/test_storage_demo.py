@@ -2,51 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import pytest
 
-from trusswork.cli import _demo, _storage_demo, main
-
-
-class Run(NamedTuple):
-    code: int
-    out_dir: Path
-    stderr: str
-    section: dict[str, Any]
-
-    @property
-    def rows(self) -> dict[str, str]:
-        return {figure: value for figure, value in self.section["rows"]}
-
-
-def number(text: str) -> int:
-    return int(text.replace(",", ""))
+from helpers.demo import SectionRun as Run
+from helpers.demo import number, run_section
+from trusswork.cli import _storage_demo, main
 
 
 @pytest.fixture(scope="module")
 def storage_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """``trusswork demo --quick`` with only the storage section, through the demo machinery."""
-    out_dir = tmp_path_factory.mktemp("storage-demo")
-    sections = tuple(section for section in _demo.SECTIONS if section.name == "storage")
-    assert len(sections) == 1, "the storage section is not registered in _demo.SECTIONS"
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_demo, "SECTIONS", sections)
-        patch.setenv("COLUMNS", "200")
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(["demo", "--quick", "--out", str(out_dir)])
-    document = json.loads((out_dir / "demo.json").read_text(encoding="utf-8"))
-    (section,) = document["sections"]
-    yield Run(code, out_dir, stderr.getvalue(), section)
+    yield run_section("storage", tmp_path_factory.mktemp("storage-demo"))
 
 
 def test_storage_section_succeeds(storage_demo: Run) -> None:
