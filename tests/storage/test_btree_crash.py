@@ -98,6 +98,10 @@ def _transact_until_killed(path: str, side_file: str, seed: int, checkpoint: Che
     txn = int(tree.get(TXN_KEY, b"0") or b"0")
     checkpoint("opened")
     side = os.open(side_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # What the tree holds at open was committed, perhaps by a child killed
+    # before it could say so: acknowledge it, or a kill right after the next
+    # commit would leave the tree two transactions past the side file.
+    os.write(side, b"%d\n" % txn)
     while True:
         txn += 1
         with tree.transaction() as tx:
