@@ -43,6 +43,7 @@ EXPECTED: dict[str, set[str]] = {
         "load_config",
         "parse_duration",
     },
+    "trusswork.retry": {"Attempt", "Policy", "RetryError", "Retrying", "call", "retry"},
     "trusswork.storage": {
         "BTree",
         "BTreeStats",
