@@ -151,7 +151,7 @@ struct tw_btree {
     /* the write transaction */
     int in_txn, tx_changed, bulk;
     meta_t tx;
-    uint64_t npages_begin, changes;
+    uint64_t npages_begin;
     u64vec t_alloc, t_reuse, t_freed;
     uint8_t *scratch;     /* 2P: gathering cells for splits */
     uint8_t *scratch2;    /* P: compaction */
@@ -792,7 +792,7 @@ int tw_bt_open(const char *path, uint32_t page_size, uint64_t cache_bytes, int s
     }
     const meta_t *m = ok0 && (!ok1 || m0.txn >= m1.txn) ? &m0 : &m1;
     uint32_t P = m == &m0 ? P0 : P1;
-    if (P != page_size) {
+    if (page_size && P != page_size) {
         close(fd);
         snprintf(error, error_len, "%s: the file has %u-byte pages, not %u", path, P, page_size);
         return TW_ERR_INVALID;
@@ -1575,7 +1575,12 @@ static int writable(tw_btree *bt) {
     return TW_OK;
 }
 
-static int put_locked(tw_btree *bt, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen) {
+#define LEAF_CELL_MAX (6 + TW_BT_MAX_PAGE / 8 + TW_BT_MAX_PAGE / 4)
+
+/* Checks a pair and frames its leaf cell, writing a large value to overflow
+ * pages first; marks the transaction changed. */
+static int leaf_cell_for(tw_btree *bt, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                         uint8_t *cell, uint32_t *sz) {
     int rc;
     if ((rc = check_key(bt, klen))) return rc;
     if (vlen > 0x7fffffffu) {
@@ -1583,11 +1588,17 @@ static int put_locked(tw_btree *bt, const uint8_t *key, size_t klen, const uint8
         return TW_ERR_INVALID;
     }
     bt->tx_changed = 1;
-    bt->changes++;
     uint64_t ovf = 0;
     if (klen + vlen > bt->max_inline && (rc = write_overflow(bt, val, vlen, &ovf))) return rc;
-    uint8_t cell[6 + TW_BT_MAX_PAGE / 8 + TW_BT_MAX_PAGE / 4];
-    uint32_t sz = make_leaf_cell(cell, key, (uint32_t)klen, val, (uint32_t)vlen, ovf, bt->tx.txn);
+    *sz = make_leaf_cell(cell, key, (uint32_t)klen, val, (uint32_t)vlen, ovf, bt->tx.txn);
+    return TW_OK;
+}
+
+static int put_locked(tw_btree *bt, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen) {
+    int rc;
+    uint8_t cell[LEAF_CELL_MAX];
+    uint32_t sz;
+    if ((rc = leaf_cell_for(bt, key, klen, val, vlen, cell, &sz))) return rc;
     if (!bt->tx.root) {
         uint64_t pg;
         if ((rc = alloc_page(bt, &pg))) return rc;
@@ -1718,7 +1729,6 @@ static int delete_locked(tw_btree *bt, const uint8_t *key, size_t klen) {
     if (rc == TW_BT_NOTFOUND) return rc;
     if (rc && rc != TW_ERR_NOSPACE) return rc;
     bt->tx_changed = 1;
-    bt->changes++;
     wpath p;
     if ((rc = descend_cow(bt, key, klen, &p))) return rc;
     frame *f;
@@ -1803,18 +1813,14 @@ int tw_bt_bulk_add(tw_btree *bt, const uint8_t *key, size_t klen, const uint8_t 
         bt->bulk_levels = 0;
         bt->bulk_last_len = 0;
     }
-    if ((rc = check_key(bt, klen))) goto out;
     if (bt->bulk_last_len && keycmp(key, klen, bt->bulk_last, bt->bulk_last_len) <= 0) {
         snprintf(bt->error, sizeof bt->error, "bulk load keys must be strictly increasing");
         rc = TW_ERR_INVALID;
         goto out;
     }
-    bt->tx_changed = 1;
-    bt->changes++;
-    uint64_t ovf = 0;
-    if (klen + vlen > bt->max_inline && (rc = write_overflow(bt, val, vlen, &ovf))) goto out;
-    uint8_t cell[6 + TW_BT_MAX_PAGE / 8 + TW_BT_MAX_PAGE / 4];
-    uint32_t sz = make_leaf_cell(cell, key, (uint32_t)klen, val, (uint32_t)vlen, ovf, bt->tx.txn);
+    uint8_t cell[LEAF_CELL_MAX];
+    uint32_t sz;
+    if ((rc = leaf_cell_for(bt, key, klen, val, vlen, cell, &sz))) goto out;
     if (bt->bulk_levels == 0 && (rc = bulk_new_page(bt, 0, PT_LEAF, 0))) goto out;
     rc = bulk_push(bt, 0, cell, sz, bt->bulk_last, (uint32_t)bt->bulk_last_len);
     if (rc) goto out;
@@ -1876,7 +1882,6 @@ int tw_bt_begin(tw_btree *bt) {
     bt->in_txn = 1;
     bt->tx_changed = 0;
     bt->bulk = 0;
-    bt->changes = 0;
     bt->t_alloc.n = bt->t_reuse.n = bt->t_freed.n = 0;
     pthread_mutex_unlock(&bt->mu);
     return rc;
@@ -1900,13 +1905,6 @@ int tw_bt_delete(tw_btree *bt, const uint8_t *key, size_t klen) {
     if (rc && rc != TW_ERR_INVALID && rc != TW_BT_NOTFOUND) bt->failed = 1;
     pthread_mutex_unlock(&bt->mu);
     return rc;
-}
-
-uint64_t tw_bt_txn_changes(tw_btree *bt) {
-    pthread_mutex_lock(&bt->mu);
-    uint64_t c = bt->changes;
-    pthread_mutex_unlock(&bt->mu);
-    return c;
 }
 
 static void txn_reset(tw_btree *bt) {

@@ -57,7 +57,7 @@ int tw_bt_create_file(const char *path, uint32_t page_size, char *error, size_t 
 
 /*
  * Opens an existing tree file. page_size is what the caller expects: a file
- * with another page size gives TW_ERR_INVALID. cache_bytes bounds the buffer
+ * with another page size gives TW_ERR_INVALID; 0 takes the file's own. cache_bytes bounds the buffer
  * pool (at least 64 pages are kept). sync: fdatasync at every commit.
  * simulate_fs: unsynced writes stay in memory until fdatasync (test mode for
  * tw_bt_simulate_power_loss). On failure *out is NULL and error says why.
@@ -141,8 +141,6 @@ int tw_bt_delete(tw_btree *bt, const uint8_t *key, size_t klen);
  * tw_bt_bulk_finish links the levels; it runs at commit if not called. */
 int tw_bt_bulk_add(tw_btree *bt, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
 int tw_bt_bulk_finish(tw_btree *bt);
-/* Number of modifications in this transaction (scans use it to re-seek). */
-uint64_t tw_bt_txn_changes(tw_btree *bt);
 int tw_bt_commit(tw_btree *bt);
 int tw_bt_abort(tw_btree *bt);
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers.demo import SectionRun as Run
-from helpers.demo import number, run_section
+from helpers.demo import number, run_section, writer_processes
 from trusswork.cli import _btree_demo, main
 from trusswork.storage import BTree
 
@@ -72,25 +71,10 @@ def test_trees_are_left_for_btree_check(
     assert f"problem:     page {page[1]} " in out
 
 
-def writer_processes() -> list[int]:
-    """Live processes running the section's crash writer."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue  # ended while we looked
-        if b"btree_writer_main" in command and str(os.getpid()).encode() in command:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_no_writer_process_is_left_behind(btree_demo: Run) -> None:
     assert btree_demo.section["status"] == "ok"
-    assert writer_processes() == []
+    assert writer_processes(b"btree_writer_main") == []
 
 
 def test_a_writer_that_cannot_start_fails_the_crash_step_quickly(

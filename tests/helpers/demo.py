@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -12,7 +13,7 @@ import pytest
 
 from trusswork.cli import _demo, main
 
-__all__ = ["SectionRun", "number", "run_section"]
+__all__ = ["SectionRun", "number", "run_section", "writer_processes"]
 
 
 class SectionRun(NamedTuple):
@@ -46,3 +47,19 @@ def run_section(name: str, out_dir: Path) -> SectionRun:
     document = json.loads((out_dir / "demo.json").read_text(encoding="utf-8"))
     (section,) = document["sections"]
     return SectionRun(code, out_dir, stderr.getvalue(), section)
+
+
+def writer_processes(marker: bytes) -> list[int]:
+    """Live child processes of this test process whose command line holds ``marker``
+    (a demo section's crash writer passes its parent's pid on its command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended while we looked
+        if marker in command and str(os.getpid()).encode() in command:
+            found.append(int(entry.name))
+    return found

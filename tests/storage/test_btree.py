@@ -1184,3 +1184,13 @@ def test_update_and_clear_are_single_transactions(tree: BTree) -> None:
     assert len(tree) == 0 and list(tree.items()) == []
     assert tree.stats().txn_id == before + 1, "clear took more than one commit"
     assert tree.check().keys == 0
+
+
+def test_page_size_none_opens_a_file_with_its_own_page_size(path: Path) -> None:
+    with BTree(path, page_size=1024) as tree:
+        tree[b"k"] = b"v"
+    with BTree(path, page_size=None) as tree:
+        assert tree.page_size == 1024 and tree[b"k"] == b"v"
+    other = path.with_name("new.bt")
+    with BTree(other, page_size=None) as tree:
+        assert tree.page_size == 4096

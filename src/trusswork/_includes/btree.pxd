@@ -66,7 +66,6 @@ cdef extern from "btree/btree.h" nogil:
     int tw_bt_bulk_add(tw_btree *bt, const uint8_t *key, size_t klen, const uint8_t *val,
                        size_t vlen)
     int tw_bt_bulk_finish(tw_btree *bt)
-    uint64_t tw_bt_txn_changes(tw_btree *bt)
     int tw_bt_commit(tw_btree *bt)
     int tw_bt_abort(tw_btree *bt)
     int tw_bt_simulate_power_loss(tw_btree *bt, uint64_t seed)

@@ -247,9 +247,8 @@ def _wal_dump(path: Path, *, from_lsn: int, limit: int | None) -> int:
 def _open_btree(path: Path) -> BTree:
     """Open an existing tree with the page size its meta page records."""
     from trusswork.storage import BTree
-    from trusswork.storage.btree import _page_size_of
 
-    return BTree(path, page_size=_page_size_of(path), create=False, cache_bytes=BTREE_CACHE_BYTES)
+    return BTree(path, page_size=None, create=False, cache_bytes=BTREE_CACHE_BYTES)
 
 
 def _write_json(document: dict[str, Any]) -> None:

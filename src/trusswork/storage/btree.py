@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from trusswork.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from trusswork.storage import _btree
@@ -93,19 +93,6 @@ def _successor(prefix: bytes) -> bytes | None:
     return bytes(p)
 
 
-def _iterate(
-    tree: _btree.Tree,
-    snap: _btree.Snapshot | None,
-    in_txn: bool,
-    start: BytesLike | None,
-    stop: BytesLike | None,
-    reverse: bool,
-    mode: int,
-) -> Iterator[Any]:
-    """Walk [start, stop) (see _btree.Iter); the snapshot is released at the end."""
-    return _btree.Iter(tree, snap, in_txn, start, stop, reverse, mode)
-
-
 class _Reader:
     """Read methods shared by the tree (last commit) and a transaction (own writes)."""
 
@@ -146,7 +133,9 @@ class _Reader:
     ) -> Iterator[tuple[bytes, bytes]]:
         """Pairs with ``start <= key < stop`` in key order (bytewise), or
         from the top down with ``reverse=True``. None leaves a side open."""
-        return _iterate(self._t, self._snapshot(), self._in_txn, start, stop, reverse, _btree.ITEMS)
+        return _btree.Iter(
+            self._t, self._snapshot(), self._in_txn, start, stop, reverse, _btree.ITEMS
+        )
 
     def keys(
         self,
@@ -156,7 +145,9 @@ class _Reader:
         reverse: bool = False,
     ) -> Iterator[bytes]:
         """Keys with ``start <= key < stop``, in order (see :meth:`items`)."""
-        return _iterate(self._t, self._snapshot(), self._in_txn, start, stop, reverse, _btree.KEYS)
+        return _btree.Iter(
+            self._t, self._snapshot(), self._in_txn, start, stop, reverse, _btree.KEYS
+        )
 
     def values(
         self,
@@ -166,7 +157,7 @@ class _Reader:
         reverse: bool = False,
     ) -> Iterator[bytes]:
         """Values of the keys with ``start <= key < stop``, in key order."""
-        return _iterate(
+        return _btree.Iter(
             self._t, self._snapshot(), self._in_txn, start, stop, reverse, _btree.VALUES
         )
 
@@ -310,7 +301,8 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         path: the tree's file; created (empty) when missing unless
             ``create=False`` (then :class:`NotFound`).
         page_size: bytes per page, a power of two from 512 to 65536. An
-            existing file keeps its own; passing another raises InvalidInput.
+            existing file keeps its own; passing another raises InvalidInput,
+            and None opens it whatever its page size (4096 for a new file).
         cache_bytes: memory for cached pages (at least 64 pages are kept).
         sync: ``fdatasync`` at every commit (durable against power loss).
         create: create the file when it does not exist.
@@ -322,7 +314,7 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         self,
         path: str | os.PathLike[str],
         *,
-        page_size: int = 4096,
+        page_size: int | None = 4096,
         cache_bytes: int = 64 << 20,
         sync: bool = True,
         create: bool = True,
@@ -333,7 +325,7 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         self._owner = 0
         self._in_txn = False
         self._closed = False
-        if (
+        if page_size is not None and (
             not isinstance(page_size, int)
             or page_size < _btree.MIN_PAGE
             or page_size > _btree.MAX_PAGE
@@ -350,7 +342,7 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         if not self.path.exists():
             if not create:
                 raise NotFound(f"{self.path}: no such B-tree file (create=False)")
-            self._create(page_size)
+            self._create(page_size or 4096)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -364,8 +356,8 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         try:
             if os.fstat(fd).st_size == 0:
                 # an empty file (say, from mkstemp): make it a tree in place
-                _btree.create_file(str(self.path), page_size)
-            self._t = _btree.Tree(str(self.path), page_size, cache_bytes, sync, _simulate_fs)
+                _btree.create_file(str(self.path), page_size or 4096)
+            self._t = _btree.Tree(str(self.path), page_size or 0, cache_bytes, sync, _simulate_fs)
         except BaseException:
             self._unlock()
             raise
@@ -535,25 +527,5 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
 
 def check_btree(path: str | os.PathLike[str]) -> BTreeStats:
     """Open the tree at path (which must exist), check every page, close."""
-    page_size = _page_size_of(Path(path))
-    with BTree(path, page_size=page_size, create=False, cache_bytes=4 << 20) as tree:
+    with BTree(path, page_size=None, create=False, cache_bytes=4 << 20) as tree:
         return tree.check()
-
-
-def _page_size_of(path: Path) -> int:
-    """The page size a tree file records in meta page 0, or failing that in
-    meta page 1 (which starts one page in); 4096 when neither is readable."""
-    try:
-        with open(path, "rb") as f:
-            for offset in [0] + [1 << b for b in range(9, 17)]:
-                f.seek(offset)
-                head = f.read(16)
-                if len(head) < 16 or head[:8] != b"TWBTREE1":
-                    continue
-                size = int.from_bytes(head[12:16], "little")
-                valid = _btree.MIN_PAGE <= size <= _btree.MAX_PAGE and size & (size - 1) == 0
-                if valid and offset in (0, size):
-                    return size
-    except FileNotFoundError:
-        raise NotFound(f"{path}: no such B-tree file") from None
-    return 4096
