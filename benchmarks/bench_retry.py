@@ -10,6 +10,11 @@ Groups (``impl`` names in brackets; ours is ``trusswork``):
   ``run_until_complete`` of a persistent event loop, so the loop's own cost
   per round is spread over many calls.
 
+- ``breaker-closed-sync``: one call through a closed circuit breaker (count
+  window of 100 calls, failure-rate threshold) [``pybreaker``].
+- ``breaker-closed-async``: the same for a coroutine function, batched like
+  ``retry-success-async`` [``aiobreaker``, pybreaker's asyncio port].
+
 The issue asks for at most 300 ns added per call. ``extra_info`` carries
 ``bare_ns``, the cost of the undecorated call (or await) measured the same way
 with :mod:`timeit` at setup, so a report can show the overhead as
@@ -119,5 +124,48 @@ def test_success_async(bench: Any, loop: asyncio.AbstractEventLoop, impl: str) -
         bare_ns=round(bare_ns, 1),
         calls_per_round=ASYNC_CALLS,
         attempts=ATTEMPTS,
+    )
+    assert result == ASYNC_CALLS
+
+
+BREAKER_IMPLS = ["trusswork", "pybreaker"]
+ABREAKER_IMPLS = ["trusswork", "aiobreaker"]
+
+
+def guard(bench: Any, group: str, impl: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` behind a closed circuit breaker of ``impl`` that opens after 5 failures."""
+    if impl == "trusswork":
+        from trusswork.retry import CircuitBreaker
+
+        return CircuitBreaker(f"bench-{group}", minimum_calls=5, open_for=60.0)(fn)
+    if impl == "pybreaker":
+        pybreaker = _import_peer(bench, group, impl, "pybreaker")
+        guarded: Callable[..., Any] = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)(fn)
+        return guarded
+    aiobreaker = _import_peer(bench, group, impl, "aiobreaker")
+    from datetime import timedelta
+
+    guarded = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=timedelta(seconds=60))(fn)
+    return guarded
+
+
+@pytest.mark.parametrize("impl", BREAKER_IMPLS)
+def test_breaker_closed_sync(bench: Any, impl: str) -> None:
+    group = "breaker-closed-sync"
+    guarded = guard(bench, group, impl, identity)
+    assert guarded(7) == 7
+    bare = timeit.Timer("f(1)", globals={"f": identity})
+    bare_ns = min(bare.repeat(number=100_000, repeat=5)) / 100_000 * 1e9
+    assert bench(group, impl, guarded, 1, bare_ns=round(bare_ns, 1)) == 1
+
+
+@pytest.mark.parametrize("impl", ABREAKER_IMPLS)
+def test_breaker_closed_async(bench: Any, loop: asyncio.AbstractEventLoop, impl: str) -> None:
+    group = "breaker-closed-async"
+    guarded = guard(bench, group, impl, aidentity)
+    assert loop.run_until_complete(guarded(7)) == 7
+    bare_ns = _best_ns(_batch(loop, aidentity), 20) / ASYNC_CALLS
+    result = bench(
+        group, impl, _batch(loop, guarded), bare_ns=round(bare_ns, 1), calls_per_round=ASYNC_CALLS
     )
     assert result == ASYNC_CALLS

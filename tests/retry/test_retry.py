@@ -334,7 +334,7 @@ def test_decorating_a_non_callable_is_rejected() -> None:
 
 
 MYPY_SNIPPET = """
-from trusswork.retry import retry
+from trusswork.retry import CircuitBreaker, hedge, retry
 
 @retry(attempts=3)
 def add(a: int, b: int = 1) -> int:
@@ -344,8 +344,23 @@ def add(a: int, b: int = 1) -> int:
 async def fetch(url: str) -> bytes:
     return b""
 
+@retry
+def bare(n: int) -> str:
+    return str(n)
+
+@CircuitBreaker("db")
+def query(sql: str) -> list[int]:
+    return []
+
+@hedge(delay=0.05)
+async def read(key: str) -> bytes:
+    return b""
+
 reveal_type(add)
 reveal_type(fetch)
+reveal_type(bare)
+reveal_type(query)
+reveal_type(read)
 add("x")
 """
 
@@ -362,6 +377,9 @@ def test_mypy_sees_the_wrapped_signature(tmp_path: Any) -> None:
     out = done.stdout
     assert '"def (a: int, b: int =) -> int"' in out
     assert '"def (url: str) -> typing.Coroutine[Any, Any, bytes]"' in out
+    assert '"def (n: int) -> str"' in out
+    assert '"def (sql: str) -> list[int]"' in out
+    assert '"def (key: str) -> typing.Coroutine[Any, Any, bytes]"' in out
     assert 'Argument 1 to "add" has incompatible type "str"; expected "int"' in out
 
 

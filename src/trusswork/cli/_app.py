@@ -64,6 +64,7 @@ COMMANDS: tuple[Command, ...] = (
         passthrough=True,
     ),
     Command("storage", "check and dump write-ahead log and B+tree files", "trusswork.cli._storage"),
+    Command("retry", "print retry schedules and rerun the jitter study", "trusswork.cli._retry"),
 )
 
 

@@ -66,6 +66,9 @@ SECTIONS: tuple[DemoSection, ...] = (
     DemoSection("core", "Core kernels: CRC32C, varint, bit packing", "trusswork.cli._core"),
     DemoSection("storage", "Write-ahead log", "trusswork.cli._storage_demo"),
     DemoSection("btree", "B+tree: crash and damage", "trusswork.cli._btree_demo"),
+    DemoSection(
+        "retry", "Retries: flaky calls, jitter study, circuit breaker", "trusswork.cli._retry_demo"
+    ),
 )
 
 

@@ -26,7 +26,40 @@ This package imports only the standard library and :mod:`trusswork.core`.
 
 from __future__ import annotations
 
-from trusswork.retry._policy import Attempt, Policy
-from trusswork.retry._retry import RetryError, Retrying, call, retry
+from trusswork.retry._breaker import BreakerMetrics, BreakerState, CircuitBreaker, CircuitOpen
+from trusswork.retry._budget import RetryBudget
+from trusswork.retry._hedge import hedge, hedged
+from trusswork.retry._http import parse_retry_after, retry_after_of, status_of
+from trusswork.retry._policy import Attempt, Budget, Policy
+from trusswork.retry._retry import (
+    AttemptScope,
+    AttemptTimeout,
+    RetryError,
+    Retrying,
+    call,
+    remaining,
+    retry,
+)
 
-__all__ = ["Attempt", "Policy", "RetryError", "Retrying", "call", "retry"]
+__all__ = [
+    "Attempt",
+    "AttemptScope",
+    "AttemptTimeout",
+    "BreakerMetrics",
+    "BreakerState",
+    "Budget",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "Policy",
+    "RetryBudget",
+    "RetryError",
+    "Retrying",
+    "call",
+    "hedge",
+    "hedged",
+    "parse_retry_after",
+    "remaining",
+    "retry",
+    "retry_after_of",
+    "status_of",
+]
