@@ -11,7 +11,7 @@ SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc src -name '*.c' -o -n
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SKBUILD_EDITABLE_VERBOSE := 0
 
-.PHONY: demo test ctest pytest bench bench-check wheel sanitize profile docs lint clean
+.PHONY: demo test ctest pytest bench bench-check bench-http wheel sanitize profile docs lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ bench: $(STAMP)
 
 bench-check: $(STAMP)
 	$(PY) benchmarks/track.py --quick
+
+# The HTTP load test drives servers with wrk (a Debian package), installed here when missing.
+bench-http: $(STAMP)
+	@command -v wrk > /dev/null || { command -v apt-get > /dev/null && \
+		{ apt-get install -y -q wrk > /dev/null 2>&1 || sudo -n apt-get install -y -q wrk > /dev/null; }; } \
+		|| echo "wrk could not be installed; the load test will say so and skip"
+	$(PY) benchmarks/http/loadtest.py --out reports/http
 
 sanitize: $(STAMP)
 	cmake -S . -B build/sanitize -G Ninja -DTRUSSWORK_PYTHON=OFF -DTRUSSWORK_TESTS=ON -DTRUSSWORK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug > /dev/null
