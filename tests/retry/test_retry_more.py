@@ -438,3 +438,45 @@ def test_call_honours_status_sets(fake_clock: FakeClock) -> None:
     script = Script(Response(503), Response(200))
     policy = Policy(attempts=2, retry_on_status={503}, **quick(fake_clock))
     assert call(script, policy=policy).status_code == 200
+
+
+def test_a_nested_run_that_gave_up_is_not_retried_by_the_outer_one(fake_clock: FakeClock) -> None:
+    inner_calls = 0
+
+    @retry(attempts=3, **quick(fake_clock))
+    def inner() -> None:
+        nonlocal inner_calls
+        inner_calls += 1
+        raise ConnectionError("down")
+
+    @retry(attempts=3, **quick(fake_clock))
+    def outer() -> None:
+        inner()
+
+    with pytest.raises(RetryError):
+        outer()
+    assert inner_calls == 3
+
+
+def test_naming_retry_error_lets_an_outer_run_retry_it(fake_clock: FakeClock) -> None:
+    inner = Script(ConnectionError("a"), ConnectionError("b"), "ok")
+    wrapped_inner = retry(attempts=2, **quick(fake_clock))(inner)
+    outer = retry(attempts=2, retry_on=RetryError, **quick(fake_clock))(wrapped_inner)
+    assert outer() == "ok"
+    assert inner.calls == 3
+
+
+@run_async
+async def test_an_async_attempt_is_cancelled_at_the_run_deadline() -> None:
+    calls = 0
+
+    @retry(attempts=5, deadline=0.05, jitter=None, wait="constant", wait_initial=0.0)
+    async def hang() -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(10)
+
+    with pytest.raises(RetryError) as caught:
+        await asyncio.wait_for(hang(), 5)
+    assert caught.value.reason in {"deadline", "attempts"}
+    assert isinstance(caught.value.last.error, AttemptTimeout)

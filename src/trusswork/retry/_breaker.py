@@ -108,6 +108,16 @@ class CircuitOpen(Unavailable):
         self.breaker = breaker
         self.retry_after = retry_after
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_circuit_open, (type(self), self.message, self.breaker, self.retry_after))
+
+
+def _circuit_open(
+    cls: type[CircuitOpen], message: str, breaker: str, retry_after: float
+) -> CircuitOpen:
+    """Unpickle a :class:`CircuitOpen` (its constructor takes keyword-only arguments)."""
+    return cls(message, breaker=breaker, retry_after=retry_after)
+
 
 @dataclass(frozen=True, slots=True)
 class BreakerMetrics:
@@ -348,7 +358,9 @@ class CircuitBreaker:
         Calls the window must hold before the rates are judged (at most
         ``window_size`` for a count window).
     open_for:
-        Seconds the breaker stays open before admitting probes.
+        Seconds the breaker stays open before admitting probes (positive: a
+        half-open round whose probes have not all reported after this long
+        is restarted, so a hung probe cannot wedge the breaker).
     half_open_calls:
         Probes admitted in half-open; when all have finished the breaker
         closes if both rates are below their thresholds and re-opens
@@ -474,7 +486,7 @@ class CircuitBreaker:
         else:
             raise InvalidInput(f"CircuitBreaker window= must be 'count' or 'time', got {window!r}")
         self._window = window
-        self._open_for = seconds(_OWNER, "open_for", open_for)
+        self._open_for = seconds(_OWNER, "open_for", open_for, positive=True)
         self._half_open_calls = _count("half_open_calls", half_open_calls)
         self._record_on = exception_types(_OWNER, "record_on", record_on)
         self._ignore_on = exception_types(_OWNER, "ignore_on", ignore_on, empty=True)

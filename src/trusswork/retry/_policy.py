@@ -176,8 +176,9 @@ class Policy:
         Most calls made in total, the first included (at least 1).
     deadline:
         Most seconds a whole run may take, or ``None``. A run never sleeps
-        past its deadline; it gives up instead. Nested retries inherit the
-        remaining budget of the enclosing one.
+        past its deadline; it gives up instead, and an ``async`` attempt
+        still running at the deadline is cancelled. Nested retries inherit
+        the remaining budget of the enclosing one.
     wait, wait_initial, wait_max, wait_min, wait_multiplier, wait_increment:
         The backoff schedule (see the module docstring). ``wait_increment``
         defaults to ``wait_initial``; ``wait_max`` may not be below
@@ -187,7 +188,9 @@ class Policy:
     retry_on:
         Exception class or tuple of them that may be retried (``Exception``).
         ``asyncio.CancelledError``, ``KeyboardInterrupt``, ``SystemExit`` and
-        ``GeneratorExit`` are never retried, whatever this says.
+        ``GeneratorExit`` are never retried, whatever this says, and a
+        :class:`~trusswork.retry.RetryError` (a nested run that already gave
+        up) only if this names ``RetryError`` itself.
     retry_if:
         Predicate on a caught exception; retried only if it returns true.
     retry_if_result:

@@ -61,6 +61,9 @@ class RetryError(TrussworkError):
         self.attempts = attempts
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.attempts, self.reason))
+
     @property
     def last(self) -> Attempt:
         """The final attempt."""
@@ -151,8 +154,8 @@ async def _await_attempt(
     policy: Policy,
     attempt_at: float | None,
 ) -> Any:
-    """Await one attempt, cancelled with AttemptTimeout when ``attempt_timeout`` runs out."""
-    if policy.attempt_timeout is None or attempt_at is None:
+    """Await one attempt, cancelled with AttemptTimeout when its time (``attempt_at``) is up."""
+    if attempt_at is None:
         return await fn(*args, **kwargs)
     import asyncio
 
@@ -195,12 +198,12 @@ class _Meters:
         )
 
 
-_METERS: dict[tuple[int, str], _Meters] = {}
+_METERS: dict[tuple[MetricsRegistry, str], _Meters] = {}
 
 
 def _meters(policy: Policy, name: str) -> _Meters:
     registry = policy.registry if policy.registry is not None else REGISTRY
-    key = (id(registry), name)
+    key = (registry, name)
     meters = _METERS.get(key)
     if meters is None:
         meters = _METERS[key] = _Meters(registry, name)
@@ -246,6 +249,8 @@ class _Run:
             return True
         if not isinstance(error, policy.retry_on):
             return False
+        if isinstance(error, RetryError) and RetryError not in policy.retry_on:
+            return False  # an inner run that gave up is not run again, unless asked for
         if policy.retry_on_status is not None:
             from trusswork.retry._http import status_of
 
@@ -383,15 +388,15 @@ def _retry_sync(
     budget = policy.budget
     clock = policy.clock
     while True:
-        allowed = True
-        if error is not None:
-            if not run.retryable(error):
-                raise error
-            if budget is not None:
-                allowed = budget.record_failure()
+        if error is not None and not run.retryable(error):
+            raise error
+        allowed = budget.record_failure() if budget is not None else True
         wait = run.failed(error, result, allowed)
         if wait is None:
-            raise run.give_up(error) from error
+            final = run.give_up(error)
+            if final is error:
+                raise error
+            raise final from error
         clock.sleep(wait)
         run.before()
         error = None
@@ -428,15 +433,15 @@ async def _retry_async(
     budget = policy.budget
     clock = policy.clock
     while True:
-        allowed = True
-        if error is not None:
-            if not run.retryable(error):
-                raise error
-            if budget is not None:
-                allowed = await budget.arecord_failure()
+        if error is not None and not run.retryable(error):
+            raise error
+        allowed = await budget.arecord_failure() if budget is not None else True
         wait = run.failed(error, result, allowed)
         if wait is None:
-            raise run.give_up(error) from error
+            final = run.give_up(error)
+            if final is error:
+                raise error
+            raise final from error
         await clock.asleep(wait)
         run.before()
         error = None
@@ -720,16 +725,16 @@ class AttemptScope:
             if owner.policy.budget is not None:
                 owner.policy.budget.record_success()
             return False
-        allowed = True
-        if owner.policy.budget is not None and owner.retryable(error):
-            allowed = owner.policy.budget.record_failure()
-        return owner.failed(error, allowed)
+        if not owner.retryable(error):
+            return False
+        budget = owner.policy.budget
+        return owner.failed(error, budget.record_failure() if budget is not None else True)
 
     async def __aenter__(self) -> AttemptScope:
         self.__enter__()
         owner = self._owner
         current = _DEADLINE.get()
-        if owner.policy.attempt_timeout is not None and current is not None:
+        if current is not None:
             import asyncio
 
             self._timeout = asyncio.timeout(max(0.0, current[1] - owner.policy.clock.monotonic()))
@@ -751,8 +756,8 @@ class AttemptScope:
                 if not scope.expired():
                     raise
                 error = AttemptTimeout(
-                    f"attempt {self.number} of a Retrying block took longer than "
-                    f"attempt_timeout={self._owner.policy.attempt_timeout:g} s"
+                    f"attempt {self.number} of a Retrying block ran out of time "
+                    f"(attempt_timeout or deadline)"
                 )
                 error.__cause__ = exc
                 fired = True
@@ -766,10 +771,11 @@ class AttemptScope:
             if budget is not None:
                 await budget.arecord_success()
             return False
-        allowed = True
-        if budget is not None and owner.retryable(error):
-            allowed = await budget.arecord_failure()
-        suppressed = owner.failed(error, allowed)
+        if owner.retryable(error):
+            allowed = await budget.arecord_failure() if budget is not None else True
+            suppressed = owner.failed(error, allowed)
+        else:
+            suppressed = False
         if fired and not suppressed:
             raise error
         return suppressed
@@ -794,18 +800,23 @@ class _Loop:
         return self.run
 
     def retryable(self, error: BaseException) -> bool:
-        return self._run().retryable(error)
+        """Whether ``error`` may be retried; when not, the loop ends with it."""
+        if self._run().retryable(error):
+            return True
+        self.done = True
+        return False
 
     def succeeded(self) -> None:
         if self.run is not None:
             self.run.succeeded()
 
-    def failed(self, error: BaseException, allowed: bool = True) -> bool:
-        """Handle an attempt's exception; True suppresses it (another attempt follows)."""
+    def failed(self, error: BaseException, allowed: bool) -> bool:
+        """Handle a retryable exception; True suppresses it (another attempt follows).
+
+        ``allowed`` is the retry budget's answer for this failure.
+        """
         run = self._run()
         self.done = True
-        if not run.retryable(error):
-            return False
         wait = run.failed(error, None, allowed)
         if wait is None:
             final = run.give_up(error)

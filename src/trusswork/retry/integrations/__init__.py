@@ -18,11 +18,11 @@ package itself imports only the standard library and :mod:`trusswork.retry`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from trusswork.core.errors import InvalidInput
 from trusswork.retry._policy import Policy
-from trusswork.retry._retry import _Run
+from trusswork.retry._retry import _DEADLINE, AttemptTimeout, _attempt_deadline, _Run
 
 __all__ = ["IDEMPOTENT_METHODS", "RETRYABLE_STATUS"]
 
@@ -63,8 +63,18 @@ def _http_run(policy: Policy) -> _Run:
     return _Run(policy, policy.name or "HTTP request", None, None)
 
 
+def _limit(run: _Run) -> tuple[float | None, Any]:
+    """The attempt's time limit in seconds (None: none) and the deadline token to reset."""
+    policy = run.policy
+    attempt_at = _attempt_deadline(policy, run.deadline_at)
+    if attempt_at is None:
+        return None, None
+    token = _DEADLINE.set((policy.clock, attempt_at))
+    return max(0.0, attempt_at - policy.clock.monotonic()), token
+
+
 def _send_with_retries(
-    send: Callable[[], Resp],
+    send: Callable[[float | None], Resp],
     close: Callable[[Resp], object],
     policy: Policy,
     statuses: Collection[int],
@@ -75,13 +85,17 @@ def _send_with_retries(
     because giving up must hand back the last response (a 503 is an answer,
     not an exception) and must re-raise the client's own exception types.
     The waits, pushback, budget, deadline (the policy's, or the enclosing
-    retry's), hooks, metrics and logs are the retry core's.
+    retry's), hooks, metrics and logs are the retry core's. ``send`` gets
+    the attempt's time limit in seconds (``attempt_timeout`` or what the
+    deadline leaves; None if neither) to cap its socket timeouts with, and
+    :func:`~trusswork.retry.remaining` reports it during the call.
     """
     run = _http_run(policy)
     budget = policy.budget
     while True:
+        limit, token = _limit(run)
         try:
-            response = send()
+            response = send(limit)
         except Exception as error:
             if not run.retryable(error):
                 raise
@@ -103,22 +117,26 @@ def _send_with_retries(
                 run.give_up(None)
                 return response
             close(response)
+        finally:
+            if token is not None:
+                _DEADLINE.reset(token)
         policy.clock.sleep(wait)
         run.before()
 
 
 async def _asend_with_retries(
-    send: Callable[[], Awaitable[Resp]],
+    send: Callable[[float | None], Awaitable[Resp]],
     close: Callable[[Resp], Awaitable[object]],
     policy: Policy,
     statuses: Collection[int],
 ) -> Resp:
-    """:func:`_send_with_retries` for async clients (async sleep and budget)."""
+    """:func:`_send_with_retries` for async clients; an attempt is cancelled at its limit."""
     run = _http_run(policy)
     budget = policy.budget
     while True:
+        limit, token = _limit(run)
         try:
-            response = await send()
+            response = await _within(send, limit)
         except Exception as error:
             if not run.retryable(error):
                 raise
@@ -140,5 +158,24 @@ async def _asend_with_retries(
                 run.give_up(None)
                 return response
             await close(response)
+        finally:
+            if token is not None:
+                _DEADLINE.reset(token)
         await policy.clock.asleep(wait)
         run.before()
+
+
+async def _within(send: Callable[[float | None], Awaitable[Resp]], limit: float | None) -> Resp:
+    """Await ``send(limit)``, cancelled with AttemptTimeout after ``limit`` seconds."""
+    if limit is None:
+        return await send(None)
+    import asyncio
+
+    scope = asyncio.timeout(limit)
+    try:
+        async with scope:
+            return await send(limit)
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        raise AttemptTimeout(f"an HTTP attempt took longer than {limit:.3f} s") from exc

@@ -115,6 +115,20 @@ class _Options:
         return request.method in self.methods and _replayable(request)
 
 
+_TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+
+
+def _capped(request: httpx.Request, limit: float | None) -> httpx.Request:
+    """``request`` with its timeouts lowered to the attempt's ``limit`` (in place)."""
+    if limit is not None:
+        timeouts = dict(request.extensions.get("timeout") or {})
+        for key in _TIMEOUT_KEYS:
+            current = timeouts.get(key)
+            timeouts[key] = limit if current is None else min(current, limit)
+        request.extensions["timeout"] = timeouts
+    return request
+
+
 class RetryTransport(httpx.BaseTransport):
     """An httpx transport that retries requests through another transport.
 
@@ -159,7 +173,7 @@ class RetryTransport(httpx.BaseTransport):
         if not options.applies(request):
             return self.transport.handle_request(request)
         return _send_with_retries(
-            lambda: self.transport.handle_request(request),
+            lambda limit: self.transport.handle_request(_capped(request, limit)),
             httpx.Response.close,
             options.policy,
             options.statuses,
@@ -199,7 +213,7 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         if not options.applies(request):
             return await self.transport.handle_async_request(request)
         return await _asend_with_retries(
-            lambda: self.transport.handle_async_request(request),
+            lambda limit: self.transport.handle_async_request(_capped(request, limit)),
             httpx.Response.aclose,
             options.policy,
             options.statuses,

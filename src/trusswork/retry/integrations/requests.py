@@ -167,12 +167,34 @@ class RetryAdapter(HTTPAdapter):
         """Send ``request``, retrying per the policy; return the final response."""
         if str(request.method).upper() not in self.retry_methods or not _replayable(request):
             return super().send(request, stream, timeout, verify, cert, proxies)
+
+        def attempt(limit: float | None) -> requests.Response:
+            response = super(RetryAdapter, self).send(
+                request, stream, _capped(timeout, limit), verify, cert, proxies
+            )
+            if not stream:
+                response.content  # noqa: B018 - read here, so a broken body is retried
+            return response
+
         return _send_with_retries(
-            lambda: super(RetryAdapter, self).send(request, stream, timeout, verify, cert, proxies),
+            attempt,
             requests.Response.close,
             self.retry_policy,
             self.retry_statuses,
         )
+
+
+def _capped(
+    timeout: float | tuple[float | None, float | None] | None, limit: float | None
+) -> float | tuple[float | None, float | None] | None:
+    """``timeout`` (requests' float or (connect, read) pair) lowered to ``limit``."""
+    if limit is None:
+        return timeout
+    if timeout is None:
+        return limit
+    if isinstance(timeout, tuple):
+        return tuple(limit if t is None else min(t, limit) for t in timeout)  # type: ignore[return-value]
+    return min(timeout, limit)
 
 
 def _default_policy() -> Policy:
