@@ -5,6 +5,7 @@
  * snapshots that outlive commits, bulk load, and simulated power loss.
  * Run under ASan/UBSan by `make sanitize`.
  */
+#include "common/check.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +15,6 @@
 #include "btree/btree.h"
 
 #define NKEYS 3000
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);     \
-            exit(1);                                                                     \
-        }                                                                                \
-    } while (0)
 #define OK(call)                                                                         \
     do {                                                                                 \
         int rc_ = (call);                                                                \

@@ -4,6 +4,7 @@
  * Run by ctest (and under ASan/UBSan by `make sanitize`). Exits non-zero
  * on the first failed check, printing where it failed.
  */
+#include "common/check.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +13,7 @@
 #include "crc32c.h"
 #include "varint.h"
 
-static int checks;
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        checks++;                                                                \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 

@@ -3,6 +3,7 @@
  * writer in every sync mode, group commit from many threads, rotation and
  * simulated power loss. Run by ctest and under ASan/UBSan.
  */
+#include "common/check.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,16 +15,7 @@
 #include "common/crc32c.h"
 #include "wal/wal.h"
 
-static int checks;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        __atomic_add_fetch(&checks, 1, __ATOMIC_RELAXED);                            \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            exit(1);                                                                 \
-        }                                                                            \
-    } while (0)
 
 static char *make_dir(void) {
     char *dir = strdup("/tmp/tw_wal_test_XXXXXX");

@@ -1,0 +1,91 @@
+from collections.abc import Sequence
+
+from typing_extensions import Buffer
+
+from trusswork.core.errors import ParseError
+
+ERROR_NAMES: frozenset[str]
+
+class HttpParseError(ParseError):
+    error: str
+    offset: int
+    http_status: int
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str,
+        offset: int,
+        http_status: int = 400,
+        source: str | None = None,
+        source_offset: int | None = None,
+    ) -> None: ...
+
+class Request:
+    @property
+    def method(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def chunked(self) -> bool: ...
+    @property
+    def keep_alive(self) -> bool: ...
+    @property
+    def upgrade(self) -> bool: ...
+    @property
+    def expect_continue(self) -> bool: ...
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes = b"",
+        *,
+        content_length: int | None = None,
+        chunked: bool = False,
+        keep_alive: bool = True,
+        upgrade: bool = False,
+        expect_continue: bool = False,
+    ) -> None: ...
+    def header(self, name: bytes) -> bytes | None: ...
+
+class RequestParser:
+    def __init__(
+        self,
+        *,
+        max_request_line: int = 8192,
+        max_header_line: int = 8192,
+        max_head: int = 65536,
+        max_headers: int = 100,
+        max_body: int = 1073741824,
+        max_chunk_ext: int = 4096,
+    ) -> None: ...
+    @property
+    def pending_bytes(self) -> int: ...
+    @property
+    def upgraded(self) -> bool: ...
+    def take_rest(self) -> bytes: ...
+    @property
+    def at_boundary(self) -> bool: ...
+    def feed(self, data: Buffer) -> list[Request]: ...
+    def finish(self) -> None: ...
+
+def parse_request(data: Buffer, **limits: int) -> Request: ...
+def parse_requests(data: Buffer, **limits: int) -> list[Request]: ...
+def format_head(
+    status: int,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    *,
+    reason: bytes | None = None,
+    version: str = "1.1",
+) -> bytes: ...
+def reason_phrase(status: int) -> bytes: ...
