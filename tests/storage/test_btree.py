@@ -1194,3 +1194,28 @@ def test_page_size_none_opens_a_file_with_its_own_page_size(path: Path) -> None:
     other = path.with_name("new.bt")
     with BTree(other, page_size=None) as tree:
         assert tree.page_size == 4096
+
+
+def test_last_and_first_read_only_the_leaf_they_need(tmp_path: Path) -> None:
+    """A damaged leftmost leaf does not stop last(), and a damaged rightmost leaf not first()."""
+    from trusswork.core.errors import Corruption
+
+    path = tmp_path / "t.btree"
+    with BTree(path, page_size=512) as tree:
+        tree.update({b"k%04d" % i: b"v" * 40 for i in range(16)})
+        assert tree.stats().depth > 1
+    data = bytearray(path.read_bytes())
+    with BTree(path, page_size=None, create=False) as tree:
+        first_key = tree.first()
+        assert first_key is not None
+    # find the page holding the smallest key and damage it
+    for page in range(len(data) // 512):
+        block = bytes(data[page * 512 : (page + 1) * 512])
+        if b"k0000" in block:
+            data[page * 512 + 256] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with BTree(path, page_size=None, create=False) as tree:
+        last = tree.last()
+        assert last is not None and last[0] == b"k0015"
+        with pytest.raises(Corruption):
+            tree.first()

@@ -396,7 +396,10 @@ cdef class Iter:
                                 f"{type(bound).__name__}")
         self.lo = None if start is None else bytes(start)
         self.hi = None if stop is None else bytes(stop)
-        self.batch = 64
+        # The first batch is one pair, so first()/last() and iterators stopped
+        # early read only the leaves they need (a damaged leaf beyond them is
+        # not touched); batches then grow 4x per fill up to 1024.
+        self.batch = 1
         self.cap = SCAN_BUFFER
         self.buf = <uint8_t *>malloc(self.cap)
         if self.buf == NULL:
