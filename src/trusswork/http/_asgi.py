@@ -1,0 +1,200 @@
+"""ASGI 3 adapter: runs an ASGI application (HTTP and lifespan) on the server.
+
+Scope (``type: "http"``): ``asgi {"version": "3.0", "spec_version": "2.3"}``,
+``http_version``, ``method``, ``scheme "http"``, ``path`` (percent-decoded
+``str``), ``raw_path``, ``query_string``, ``root_path ""``, ``headers``
+(lowercased names), ``client``, ``server`` and ``state`` (a shallow copy of
+what lifespan startup stored).
+
+The parser hands over whole bodies, so ``receive()`` returns one
+``http.request`` with the body and ``more_body: False``, then waits for the
+client to go away and returns ``http.disconnect``. The ``http.response.pathsend``
+extension is offered (Starlette's ``FileResponse`` uses it): the file is sent
+with ``os.sendfile``. ``send()`` checks the
+message order: a second ``http.response.start``, a body before the start, or
+anything after the last body raises :class:`RuntimeError` (the server turns
+it into a 500 if nothing was sent, else closes the connection). A response
+without ``content-length`` is sent chunked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from trusswork.core.errors import Unavailable
+from trusswork.http._server import Exchange
+
+__all__ = ["ASGIAdapter", "Lifespan"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+
+
+class Lifespan:
+    """Runs the app's lifespan protocol: :meth:`startup` and :meth:`shutdown`.
+
+    An app that raises on the lifespan scope before answering does not
+    support it; startup then simply continues (as uvicorn's ``auto`` mode).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.state: dict[str, Any] = {}
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._started: asyncio.Future[Message] | None = None
+        self._stopped: asyncio.Future[Message] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.supported = True
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
+        try:
+            await self.app(scope, self._inbox.get, self._send)
+        except Exception as error:
+            for waiter in (self._started, self._stopped):
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(error)
+        finally:
+            for waiter in (self._started, self._stopped):
+                if waiter is not None and not waiter.done():
+                    waiter.set_result({"type": "lifespan.unsupported"})
+
+    async def _send(self, message: Message) -> None:
+        kind = message["type"]
+        waiter = self._started if kind.startswith("lifespan.startup.") else self._stopped
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)
+
+    async def startup(self) -> None:
+        """Send ``lifespan.startup`` and wait for the answer.
+
+        Raises
+        ------
+        Unavailable
+            If the app answers ``lifespan.startup.failed``.
+        """
+        loop = asyncio.get_running_loop()
+        self._started = loop.create_future()
+        self._task = loop.create_task(self._run())
+        await self._inbox.put({"type": "lifespan.startup"})
+        try:
+            answer = await self._started
+        except Exception:
+            self.supported = False  # the app does not speak lifespan
+            return
+        if answer["type"] == "lifespan.startup.failed":
+            raise Unavailable(f"ASGI lifespan startup failed: {answer.get('message', '')}")
+        if answer["type"] == "lifespan.unsupported":
+            self.supported = False
+
+    async def shutdown(self) -> None:
+        """Send ``lifespan.shutdown`` and wait for the answer (if startup worked)."""
+        if not self.supported or self._task is None or self._task.done():
+            return
+        self._stopped = asyncio.get_running_loop().create_future()
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        try:
+            await self._stopped
+        except Exception as error:
+            logging.getLogger("trusswork.http").error(
+                "ASGI lifespan shutdown failed", exc_info=error
+            )
+
+
+class ASGIAdapter:
+    """An :data:`~trusswork.http._server.ExchangeHandler` running an ASGI 3 app."""
+
+    def __init__(self, app: ASGIApp, *, state: dict[str, Any] | None = None) -> None:
+        self.app = app
+        self.state = state if state is not None else {}
+
+    def scope(self, exchange: Exchange) -> Scope:
+        """The ASGI HTTP scope of ``exchange``'s request."""
+        request = exchange.request
+        target = request.target
+        raw_path, _, query = target.partition("?")
+        raw = raw_path.encode("latin-1")
+        path = (
+            unquote_to_bytes(raw_path).decode("utf-8", "replace") if "%" in raw_path else raw_path
+        )
+        return {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": request.version,
+            "method": request.method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": raw,
+            "query_string": query.encode("latin-1"),
+            "root_path": "",
+            "headers": [(name.lower(), value) for name, value in request.headers],
+            "client": exchange.client,
+            "server": exchange.server,
+            "state": dict(self.state),
+            "extensions": {"http.response.pathsend": {}},
+        }
+
+    async def __call__(self, exchange: Exchange) -> None:
+        """Run the app on one exchange."""
+        body_sent = False
+        start: Message | None = None
+
+        async def receive() -> Message:
+            nonlocal body_sent
+            if not body_sent:
+                body_sent = True
+                return {"type": "http.request", "body": exchange.request.body, "more_body": False}
+            if exchange.finished or exchange.disconnected:
+                return {"type": "http.disconnect"}
+            await exchange.wait_disconnect()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            nonlocal start
+            kind = message["type"]
+            if kind == "http.response.start":
+                if start is not None or exchange.started:
+                    raise RuntimeError("ASGI: http.response.start sent twice")
+                start = message
+                return
+            if kind == "http.response.pathsend" and start is not None and not exchange.started:
+                headers = [(bytes(n).lower(), bytes(v)) for n, v in start.get("headers", ())]
+                with open(message["path"], "rb") as file:
+                    size = os.fstat(file.fileno()).st_size
+                    await exchange.sendfile(start["status"], headers, file, 0, size)
+                return
+            if kind != "http.response.body":
+                raise RuntimeError(f"ASGI: unexpected message type {kind!r}")
+            if start is None:
+                raise RuntimeError("ASGI: http.response.body before http.response.start")
+            if exchange.finished:
+                if exchange.disconnected:
+                    return
+                raise RuntimeError("ASGI: http.response.body after the response ended")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in start.get("headers", ())]
+            if not exchange.started:
+                if not more:
+                    exchange.respond(start["status"], headers, body)
+                    return
+                await exchange.start(start["status"], headers)
+            await exchange.write(body, more=more)
+
+        await self.app(self.scope(exchange), receive, send)
+        if start is not None and not exchange.started:
+            exchange.respond(
+                start["status"],
+                [(bytes(n).lower(), bytes(v)) for n, v in start.get("headers", ())],
+                b"",
+            )
