@@ -69,6 +69,9 @@ SECTIONS: tuple[DemoSection, ...] = (
     DemoSection(
         "retry", "Retries: flaky calls, jitter study, circuit breaker", "trusswork.cli._retry_demo"
     ),
+    DemoSection(
+        "http", "HTTP server: load against uvicorn, smuggling refused", "trusswork.cli._http_demo"
+    ),
 )
 
 
