@@ -3,8 +3,8 @@
 Checked parts:
 
 1. Our server (``trusswork http serve``) and uvicorn (uvloop + httptools),
-   each in its own process, serve the same ASGI app (:data:`APP`, plaintext
-   ``Hello, World!``). A small keep-alive load generator in this process
+   each in its own process, serve the same ASGI app (:func:`app` of this
+   module, plaintext ``Hello, World!``). A small keep-alive load generator in this process
    (:func:`drive`, 32 connections) runs against each for a fixed time; every
    response must be a 200 with the right body. The figures are requests per
    second and the ratio. They come from a shared 2-core machine where the
@@ -19,13 +19,13 @@ uvicorn is a bench extra; without it the comparison row says so.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from trusswork.cli._demo import DemoContext, SectionResult
 
@@ -33,8 +33,11 @@ BODY = b"Hello, World!"
 REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: demo\r\n\r\n"
 RESPONSE_END = b"\r\n\r\n" + BODY
 
-APP_SOURCE = """\
-async def app(scope, receive, send):
+_PLAIN_HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The ASGI app both servers run: ``Hello, World!`` for every request."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -43,11 +46,11 @@ async def app(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")]})
-    await send({"type": "http.response.body", "body": b"Hello, World!"})
-"""
-APP = "trusswork_demo_app:app"
+    await send({"type": "http.response.start", "status": 200, "headers": _PLAIN_HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+APP = "trusswork.cli._http_demo:app"
 
 
 def _free_port() -> int:
@@ -76,9 +79,8 @@ def _start(kind: str, port: int, where: Path) -> subprocess.Popen[bytes]:
     else:
         command = [sys.executable, "-m", "uvicorn", APP, "--port", str(port), "--loop", "uvloop",
                    "--http", "httptools", "--log-level", "error", "--no-access-log"]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=f"{where}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     process = subprocess.Popen(
-        command, cwd=where, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command, cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         _wait_listening(port, process)
@@ -154,7 +156,6 @@ def demo(ctx: DemoContext) -> SectionResult:
     """Serve, load, compare and refuse a smuggling request; see the module docstring."""
     where = ctx.out_dir / "http"
     where.mkdir(parents=True, exist_ok=True)
-    (where / "trusswork_demo_app.py").write_text(APP_SOURCE)
     seconds = 1.0 if ctx.quick else 3.0
     rates: dict[str, float] = {}
     notes: list[str] = []

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from trusswork.core.clock import SYSTEM_CLOCK, Clock
 from trusswork.core.errors import InvalidInput
-from trusswork.core.metrics import REGISTRY, MetricsRegistry
+from trusswork.core.metrics import MetricsRegistry
 from trusswork.retry._checks import (
     callable_or_none,
     exception_types,
@@ -38,16 +38,13 @@ from trusswork.retry._checks import (
     registry_or_none,
     seconds,
 )
+from trusswork.retry._retry import _never_retried, meters_of
 
 if TYPE_CHECKING:
     import asyncio
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-# Never hedged either: asyncio.CancelledError, checked where asyncio is imported (importing
-# trusswork.retry must not load asyncio).
-_NEVER_HEDGED: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
 class _Meters:
@@ -71,18 +68,6 @@ class _Meters:
             "Hedged calls won by a hedge rather than by the first copy.",
             labelnames=("name",),
         ).labels(name)
-
-
-_METERS: dict[tuple[int, str], _Meters] = {}
-
-
-def _meters(registry: MetricsRegistry | None, name: str) -> _Meters:
-    registry = registry if registry is not None else REGISTRY
-    key = (id(registry), name)
-    meters = _METERS.get(key)
-    if meters is None:
-        meters = _METERS[key] = _Meters(registry, name)
-    return meters
 
 
 class _Options:
@@ -121,15 +106,11 @@ class _Options:
     def meters(self) -> _Meters:
         """The counters, registered at the first call (``name`` is set by then)."""
         if self._meters is None:
-            self._meters = _meters(self.registry, self.name or "hedged")
+            self._meters = meters_of(_Meters, self.registry, self.name or "hedged")
         return self._meters
 
     def retryable(self, error: BaseException) -> bool:
-        import asyncio
-
-        if isinstance(error, asyncio.CancelledError):
-            return False
-        if isinstance(error, _NEVER_HEDGED) or not isinstance(error, self.retry_on):
+        if _never_retried(error) or not isinstance(error, self.retry_on):
             return False
         return self.retry_if is None or bool(self.retry_if(error))
 

@@ -141,16 +141,17 @@ def _statuses(value: object) -> frozenset[int] | None:
 class _StatusCheck:
     """``retry_on_status`` (and ``retry_if_result``) as one picklable predicate on results."""
 
-    __slots__ = ("predicate", "statuses")
+    __slots__ = ("predicate", "status_of", "statuses")
 
     def __init__(self, statuses: frozenset[int], predicate: Callable[[Any], bool] | None) -> None:
+        from trusswork.retry._http import status_of  # once here, not on every result
+
         self.statuses = statuses
         self.predicate = predicate
+        self.status_of = status_of
 
     def __call__(self, result: Any) -> bool:
-        from trusswork.retry._http import status_of
-
-        if status_of(result) in self.statuses:
+        if self.status_of(result) in self.statuses:
             return True
         return self.predicate is not None and bool(self.predicate(result))
 

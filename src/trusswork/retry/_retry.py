@@ -198,16 +198,23 @@ class _Meters:
         )
 
 
-_METERS: dict[tuple[MetricsRegistry, str], _Meters] = {}
+M = TypeVar("M")
+
+#: Counter bundles by (kind, registry, name). Keyed by the registry object, so a
+#: cached registry stays alive (an id() could be reused by a new one).
+_METERS: dict[tuple[object, MetricsRegistry, str], Any] = {}
 
 
-def _meters(policy: Policy, name: str) -> _Meters:
-    registry = policy.registry if policy.registry is not None else REGISTRY
-    key = (registry, name)
+def meters_of(
+    kind: Callable[[MetricsRegistry, str], M], registry: MetricsRegistry | None, name: str
+) -> M:
+    """The ``kind`` counter bundle of operation ``name`` in ``registry`` (REGISTRY if None)."""
+    registry = registry if registry is not None else REGISTRY
+    key = (kind, registry, name)
     meters = _METERS.get(key)
     if meters is None:
-        meters = _METERS[key] = _Meters(registry, name)
-    return meters
+        meters = _METERS[key] = kind(registry, name)
+    return cast(M, meters)
 
 
 class _Run:
@@ -239,7 +246,7 @@ class _Run:
         self.previous = policy.wait_initial
         self.reason = "attempts"
         self.hint: float | None = None
-        self.meters = _meters(policy, self.name)
+        self.meters = meters_of(_Meters, policy.registry, self.name)
 
     def retryable(self, error: BaseException) -> bool:
         policy = self.policy

@@ -51,6 +51,28 @@ def _policy_of(policy: object, default: Policy, where: str) -> Policy:
     return policy
 
 
+def _http_client_policy(
+    base_error: type[BaseException], is_retryable: Callable[[BaseException], bool], overrides: Any
+) -> Policy:
+    """The ready policy of the HTTP client integrations; ``overrides`` win.
+
+    4 attempts, full-jitter backoff from 0.1 s capped at 5 s, statuses in
+    :data:`RETRYABLE_STATUS` retried, server pushback honoured up to 60 s.
+    """
+    options: dict[str, Any] = {
+        "attempts": 4,
+        "wait_initial": 0.1,
+        "wait_max": 5.0,
+        "jitter": "full",
+        "retry_on": base_error,
+        "retry_if": is_retryable,
+        "retry_on_status": RETRYABLE_STATUS,
+        "max_pushback": 60.0,
+        **overrides,
+    }
+    return Policy(**options)
+
+
 class _Response(Protocol):
     status_code: int
 

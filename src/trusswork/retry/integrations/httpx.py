@@ -19,7 +19,7 @@ than ``max_pushback``.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, Unpack
+from typing import Unpack
 
 import httpx
 
@@ -28,6 +28,7 @@ from trusswork.retry.integrations import (
     IDEMPOTENT_METHODS,
     RETRYABLE_STATUS,
     _asend_with_retries,
+    _http_client_policy,
     _http_methods,
     _policy_of,
     _send_with_retries,
@@ -79,18 +80,7 @@ def policy(**overrides: Unpack[PolicyOptions]) -> Policy:
     retried too) and server pushback honoured up to 60 s. Keyword arguments
     override any of them.
     """
-    options: dict[str, Any] = {
-        "attempts": 4,
-        "wait_initial": 0.1,
-        "wait_max": 5.0,
-        "jitter": "full",
-        "retry_on": httpx.HTTPError,
-        "retry_if": is_retryable,
-        "retry_on_status": RETRYABLE_STATUS,
-        "max_pushback": 60.0,
-    }
-    options.update(overrides)
-    return Policy(**options)
+    return _http_client_policy(httpx.HTTPError, is_retryable, overrides)
 
 
 def _replayable(request: httpx.Request) -> bool:

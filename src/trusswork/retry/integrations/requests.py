@@ -23,7 +23,7 @@ so a request is never retried twice over.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, Unpack
+from typing import Unpack
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -32,6 +32,7 @@ from trusswork.retry._policy import Policy, PolicyOptions
 from trusswork.retry.integrations import (
     IDEMPOTENT_METHODS,
     RETRYABLE_STATUS,
+    _http_client_policy,
     _http_methods,
     _policy_of,
     _send_with_retries,
@@ -84,18 +85,7 @@ def policy(**overrides: Unpack[PolicyOptions]) -> Policy:
     returned 503 response is retried too) and server pushback honoured up
     to 60 s. Keyword arguments override any of them.
     """
-    options: dict[str, Any] = {
-        "attempts": 4,
-        "wait_initial": 0.1,
-        "wait_max": 5.0,
-        "jitter": "full",
-        "retry_on": requests.RequestException,
-        "retry_if": is_retryable,
-        "retry_on_status": RETRYABLE_STATUS,
-        "max_pushback": 60.0,
-    }
-    options.update(overrides)
-    return Policy(**options)
+    return _http_client_policy(requests.RequestException, is_retryable, overrides)
 
 
 def _replayable(request: requests.PreparedRequest) -> bool:
