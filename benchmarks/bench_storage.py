@@ -82,7 +82,7 @@ from trusswork.storage import BTree, WriteAheadLog, read_log
 SEED = 20240601
 THREADS = 16
 GROUP_RECORDS = (500, 500)  # records per thread per round of wal-group-16-threads (full, quick)
-GROUP_ROUNDS = (4, 3)
+GROUP_ROUNDS = (6, 6)
 BULK_RECORDS = (16384, 4096)  # (full, quick) 4 KiB records per round: 64 MiB, 16 MiB
 BULK_ROUNDS = (20, 10)
 SCAN_RECORDS = 100_000
