@@ -11,7 +11,7 @@ SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc src -name '*.c' -o -n
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SKBUILD_EDITABLE_VERBOSE := 0
 
-.PHONY: demo test ctest pytest bench bench-check bench-http wheel sanitize profile docs lint clean
+.PHONY: demo test ctest pytest bench bench-check bench-http profile-http wheel sanitize profile docs lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,28 @@ bench-check: $(STAMP)
 bench-http: $(STAMP)
 	@command -v wrk > /dev/null || { command -v apt-get > /dev/null && \
 		{ apt-get install -y -q wrk > /dev/null 2>&1 || sudo -n apt-get install -y -q wrk > /dev/null; }; } \
-		|| echo "wrk could not be installed; the load test will say so and skip"
-	$(PY) benchmarks/http/loadtest.py --out reports/http
+		|| echo "wrk could not be installed; the load test falls back to its built-in generator"
+	$(BIN)/trusswork http bench --out reports/http
+
+# make profile-http [PROFILE_SECONDS=10] [PROFILE_ROUTE=plaintext] [PROFILE_APP=module:attr]
+#   ->  reports/http/flamegraph.svg: py-spy (native frames too) samples our server, pinned to
+#   CPU 0 and serving the load-test app, while wrk (or the built-in generator) loads it from CPU 1.
+PROFILE_SECONDS ?= 10
+PROFILE_ROUTE ?= plaintext
+PROFILE_APP ?= trusswork.http._bench_app:app
+profile-http: $(STAMP)
+	mkdir -p reports/http
+	@port=$$($(PY) -c "from trusswork.http.loadtest import free_port; print(free_port())"); \
+	pin=$$(command -v taskset > /dev/null && echo "taskset -c 0"); \
+	$$pin $(PY) -m trusswork http serve $(PROFILE_APP) --port $$port & server=$$!; \
+	trap 'kill $$server 2> /dev/null' EXIT; \
+	$(PY) -m trusswork.http.loadtest --port $$port --wait-only || exit 1; \
+	$(BIN)/py-spy record --native --rate 250 --format flamegraph --duration $(PROFILE_SECONDS) \
+		--pid $$server --output reports/http/flamegraph.svg & spy=$$!; \
+	$(PY) -m trusswork.http.loadtest --port $$port --route $(PROFILE_ROUTE) --duration $(PROFILE_SECONDS) \
+		|| exit 1; \
+	wait $$spy || exit 1
+	@echo "flamegraph: reports/http/flamegraph.svg"
 
 sanitize: $(STAMP)
 	cmake -S . -B build/sanitize -G Ninja -DTRUSSWORK_PYTHON=OFF -DTRUSSWORK_TESTS=ON -DTRUSSWORK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug > /dev/null

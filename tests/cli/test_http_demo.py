@@ -34,3 +34,14 @@ def test_both_servers_answered_the_load(http_demo: Run) -> None:
 
 def test_smuggling_request_is_refused(http_demo: Run) -> None:
     assert re.fullmatch(r"refused: HTTP/1\.1 400 .+", http_demo.rows["CL+TE smuggling request"])
+
+
+def test_report_has_the_throughput_figure(http_demo: Run) -> None:
+    title = "Throughput: requests per second, same ASGI app and load"
+    assert http_demo.section["plots"] == [title]
+    page = (http_demo.out_dir / "index.html").read_text(encoding="utf-8")
+    figure = page[page.index(title) :]
+    assert "<svg" in figure[:2000]
+    # both servers are bars of the chart, labelled with their rate
+    for label in ("trusswork http serve", "uvicorn"):
+        assert label in figure[: figure.index("</svg>")]

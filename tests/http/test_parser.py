@@ -548,3 +548,21 @@ def test_input_that_is_not_bytes_is_invalid_input(bad: object) -> None:
 def test_a_contiguous_memoryview_parses_like_bytes() -> None:
     data = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
     assert parse_request(memoryview(data)).target == parse_request(data).target
+
+
+def test_feed_error_carries_the_requests_completed_before_it() -> None:
+    parser = RequestParser()
+    good = (
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+    )
+    with pytest.raises(HttpParseError) as caught:
+        parser.feed(good + b"GET /c HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n")
+    assert [(r.method, r.target, r.body) for r in caught.value.requests] == [
+        ("GET", "/a", b""),
+        ("POST", "/b", b"ok"),
+    ]
+    assert caught.value.error == "header-name"
+    with pytest.raises(HttpParseError) as again:  # later calls fail the same way, with no requests
+        parser.feed(b"GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert again.value.requests == []

@@ -3,13 +3,15 @@
 Checked parts:
 
 1. Our server (``trusswork http serve``) and uvicorn (uvloop + httptools),
-   each in its own process, serve the same ASGI app (:func:`app` of this
-   module, plaintext ``Hello, World!``). A small keep-alive load generator in this process
-   (:func:`drive`, 32 connections) runs against each for a fixed time; every
-   response must be a 200 with the right body. The figures are requests per
-   second and the ratio. They come from a shared 2-core machine where the
-   load generator competes with the server, so they are indicative; the
-   numbers to trust come from ``make bench-http`` (wrk, pinned cores).
+   each in its own process, serve the same ASGI app (the load test's,
+   :mod:`trusswork.http._bench_app`: ``/plaintext``, ``Hello, World!``). A
+   small keep-alive load generator in this process (:func:`drive`, 32
+   connections) runs against each for a fixed time; every response must be
+   a 200 with the right body. The figures are requests per second and the
+   ratio. They come from a shared 2-core machine where the load generator
+   competes with the server, so they are indicative; the numbers to trust
+   come from ``make bench-http`` (wrk, pinned cores). A bar chart of the two
+   rates goes into the report.
 2. A request-smuggling attempt (``Content-Length`` with
    ``Transfer-Encoding``) must get a 400 and a closed connection.
 
@@ -25,32 +27,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from trusswork.cli._demo import DemoContext, SectionResult
+from trusswork.cli._demo import DemoContext, Plot, SectionResult
 
 BODY = b"Hello, World!"
 REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: demo\r\n\r\n"
 RESPONSE_END = b"\r\n\r\n" + BODY
 
-_PLAIN_HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
-
-
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The ASGI app both servers run: ``Hello, World!`` for every request."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    await send({"type": "http.response.start", "status": 200, "headers": _PLAIN_HEADERS})
-    await send({"type": "http.response.body", "body": BODY})
-
-
-APP = "trusswork.cli._http_demo:app"
+APP = "trusswork.http._bench_app:app"  # /plaintext: Hello, World!
 
 
 def _free_port() -> int:
@@ -185,6 +169,15 @@ def demo(ctx: DemoContext) -> SectionResult:
         rows.insert(2, ("ratio", f"{rates['trusswork'] / rates['uvicorn']:.2f}x"))
     notes.append(
         "The load generator shares the machine's cores with the server, so these rates are "
-        "indicative; `make bench-http` measures with wrk on pinned cores."
+        "indicative; `make bench-http` (or `trusswork http bench`) measures with wrk on "
+        "pinned cores."
     )
-    return SectionResult(rows=rows, notes=notes)
+    from trusswork.http.loadtest import bars_figure
+
+    names = {"trusswork": "trusswork http serve", "uvicorn": "uvicorn"}
+    figure = bars_figure(
+        {names[kind]: rate for kind, rate in rates.items()},
+        f"plaintext, 32 keep-alive connections, {seconds:g} s",
+    )
+    plots = [Plot("Throughput: requests per second, same ASGI app and load", figure)]
+    return SectionResult(rows=rows, plots=plots, notes=notes)

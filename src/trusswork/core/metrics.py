@@ -448,6 +448,37 @@ class Histogram(_Metric):
         finally:
             lock.release()
 
+    def observe_many(self, values: Iterable[float]) -> None:
+        """Record several observations at once (one lock round for all of them).
+
+        For code that batches its measurements (the HTTP server records the
+        requests of one event-loop turn together).
+
+        Raises
+        ------
+        InvalidInput
+            If a value is NaN (nothing is recorded then), or if the histogram
+            has label names (use :meth:`labels` first).
+        """
+        if self._children is not None:
+            raise self._family_error()
+        batch = list(values)
+        buckets = self.buckets
+        indexes = [bisect_left(buckets, value) for value in batch]
+        if any(value != value for value in batch):
+            raise InvalidInput(f"histogram {self.name!r} cannot observe NaN")
+        total = sum(batch)
+        lock = self._lock
+        lock.acquire()
+        try:
+            counts = self._counts
+            for index in indexes:
+                counts[index] += 1
+            self._sum += total
+            self._count += len(batch)
+        finally:
+            lock.release()
+
     def time(self) -> _Timer:
         """A context manager that observes the seconds its block took.
 

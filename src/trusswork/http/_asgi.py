@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from trusswork.core.errors import Unavailable
-from trusswork.http._server import Exchange
+from trusswork.http._protocol import KIND_ASGI, ASGICycle, Exchange, asgi_scope
 
 __all__ = ["ASGIAdapter", "Lifespan"]
 
@@ -112,7 +110,14 @@ class Lifespan:
 
 
 class ASGIAdapter:
-    """An :data:`~trusswork.http._server.ExchangeHandler` running an ASGI 3 app."""
+    """An :data:`~trusswork.http._server.ExchangeHandler` running an ASGI 3 app.
+
+    A server whose handler is an ASGIAdapter (and has no middleware) does not
+    call it: its connections run ``app(scope, receive, send)`` themselves
+    (``_kind``), with the same scope and messages.
+    """
+
+    _kind = KIND_ASGI
 
     def __init__(self, app: ASGIApp, *, state: dict[str, Any] | None = None) -> None:
         self.app = app
@@ -120,81 +125,10 @@ class ASGIAdapter:
 
     def scope(self, exchange: Exchange) -> Scope:
         """The ASGI HTTP scope of ``exchange``'s request."""
-        request = exchange.request
-        target = request.target
-        raw_path, _, query = target.partition("?")
-        raw = raw_path.encode("latin-1")
-        path = (
-            unquote_to_bytes(raw_path).decode("utf-8", "replace") if "%" in raw_path else raw_path
-        )
-        return {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": request.version,
-            "method": request.method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": raw,
-            "query_string": query.encode("latin-1"),
-            "root_path": "",
-            "headers": [(name.lower(), value) for name, value in request.headers],
-            "client": exchange.client,
-            "server": exchange.server,
-            "state": dict(self.state),
-            "extensions": {"http.response.pathsend": {}},
-        }
+        return asgi_scope(exchange, self.state)
 
     async def __call__(self, exchange: Exchange) -> None:
         """Run the app on one exchange."""
-        body_sent = False
-        start: Message | None = None
-
-        async def receive() -> Message:
-            nonlocal body_sent
-            if not body_sent:
-                body_sent = True
-                return {"type": "http.request", "body": exchange.request.body, "more_body": False}
-            if exchange.finished or exchange.disconnected:
-                return {"type": "http.disconnect"}
-            await exchange.wait_disconnect()
-            return {"type": "http.disconnect"}
-
-        async def send(message: Message) -> None:
-            nonlocal start
-            kind = message["type"]
-            if kind == "http.response.start":
-                if start is not None or exchange.started:
-                    raise RuntimeError("ASGI: http.response.start sent twice")
-                start = message
-                return
-            if kind == "http.response.pathsend" and start is not None and not exchange.started:
-                headers = [(bytes(n).lower(), bytes(v)) for n, v in start.get("headers", ())]
-                with open(message["path"], "rb") as file:
-                    size = os.fstat(file.fileno()).st_size
-                    await exchange.sendfile(start["status"], headers, file, 0, size)
-                return
-            if kind != "http.response.body":
-                raise RuntimeError(f"ASGI: unexpected message type {kind!r}")
-            if start is None:
-                raise RuntimeError("ASGI: http.response.body before http.response.start")
-            if exchange.finished:
-                if exchange.disconnected:
-                    return
-                raise RuntimeError("ASGI: http.response.body after the response ended")
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            headers = [(bytes(n).lower(), bytes(v)) for n, v in start.get("headers", ())]
-            if not exchange.started:
-                if not more:
-                    exchange.respond(start["status"], headers, body)
-                    return
-                await exchange.start(start["status"], headers)
-            await exchange.write(body, more=more)
-
-        await self.app(self.scope(exchange), receive, send)
-        if start is not None and not exchange.started:
-            exchange.respond(
-                start["status"],
-                [(bytes(n).lower(), bytes(v)) for n, v in start.get("headers", ())],
-                b"",
-            )
+        cycle = ASGICycle(exchange)
+        await self.app(asgi_scope(exchange, self.state), cycle.receive, cycle.send)
+        cycle.finish()

@@ -1,7 +1,10 @@
-"""The native interface: a router of ``async`` handlers and zero-copy responses.
+"""The native interface: a router of handlers and zero-copy responses.
 
-Handlers are ``async def handler(request, **params)`` where ``request`` is
-an :class:`HTTPRequest` and ``params`` the converted path parameters. They
+Handlers are ``def`` or ``async def handler(request, **params)`` where
+``request`` is an :class:`HTTPRequest` and ``params`` the converted path
+parameters. A plain function runs on the event loop inside
+``data_received`` and answers without creating a task (the fastest path; it
+must not block); a coroutine function runs in a task per request. They
 return a :class:`Response` (or :class:`JSONResponse`, :class:`FileResponse`,
 :class:`StreamingResponse`), ``bytes``/any buffer (200, octet-stream), or a
 ``dict``/``list`` (200, JSON through orjson). Buffers (``memoryview``,
@@ -13,6 +16,7 @@ never copied into a new ``bytes``. Errors raised from
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,9 +27,8 @@ import orjson
 from trusswork.core.errors import InvalidInput, NotFound, TrussworkError
 from trusswork.core.metrics import MetricsRegistry
 from trusswork.http._files import plan, resolve_under
-from trusswork.http._parser import Request
+from trusswork.http._protocol import KIND_NATIVE, Exchange, HTTPRequest, Response
 from trusswork.http._router import MethodNotAllowed, Router
-from trusswork.http._server import Exchange
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -40,91 +43,10 @@ __all__ = [
     "StreamingResponse",
 ]
 
-Handler = Callable[..., Awaitable[Any]]
+Handler = Callable[..., Any]  # returns a result, or an awaitable of one
 _OCTET_STREAM = ((b"content-type", b"application/octet-stream"),)
 #: A middleware takes the next handler and returns a handler with the same signature.
 Middleware = Callable[[Handler], Handler]
-
-
-class HTTPRequest:
-    """What a native handler receives: the parsed request plus its path and query."""
-
-    __slots__ = ("_exchange", "path", "query_string", "raw")
-
-    def __init__(self, raw: Request, exchange: Exchange | None = None) -> None:
-        self.raw = raw
-        self._exchange = exchange
-        target = raw.target
-        path, _, query = target.partition("?")
-        self.path = path
-        self.query_string = query
-
-    @property
-    def method(self) -> str:
-        """The request method (``"GET"``)."""
-        return self.raw.method
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """The header fields in order, names as sent."""
-        return self.raw.headers
-
-    @property
-    def body(self) -> memoryview:
-        """The whole (de-chunked) body, as a read-only view."""
-        return memoryview(self.raw.body)
-
-    @property
-    def client(self) -> tuple[str, int] | None:
-        """The peer's (host, port)."""
-        return self._exchange.client if self._exchange is not None else None
-
-    def header(self, name: bytes) -> bytes | None:
-        """The value of the first field named ``name`` (case-insensitive), or None."""
-        return self.raw.header(name)
-
-    def json(self) -> Any:
-        """The body parsed as JSON.
-
-        Raises
-        ------
-        InvalidInput
-            If the body is not valid JSON.
-        """
-        try:
-            return orjson.loads(self.raw.body)
-        except orjson.JSONDecodeError as error:
-            raise InvalidInput(f"request body is not valid JSON: {error}") from None
-
-    def __repr__(self) -> str:
-        return f"<HTTPRequest {self.method} {self.raw.target}>"
-
-
-class Response:
-    """A whole response: status, headers and a body buffer sent without copying."""
-
-    __slots__ = ("body", "headers", "status")
-
-    media_type: bytes | None = None
-
-    def __init__(
-        self,
-        body: Buffer = b"",
-        status: int = 200,
-        headers: list[tuple[bytes, bytes]] | None = None,
-        *,
-        media_type: str | None = None,
-    ) -> None:
-        self.body = body
-        self.status = status
-        self.headers = list(headers) if headers else []
-        kind = media_type.encode("latin-1") if media_type else self.media_type
-        if kind is not None and not any(n == b"content-type" for n, _ in self.headers):
-            self.headers.append((b"content-type", kind))
-
-    async def send(self, exchange: Exchange) -> None:
-        """Write this response on ``exchange``."""
-        exchange.respond(self.status, self.headers, self.body)
 
 
 class JSONResponse(Response):
@@ -255,6 +177,9 @@ class App:
         self.middleware: list[Middleware] = list(middleware or [])
         self.metrics = metrics if metrics is not None else MetricsRegistry()
         self._wrapped: dict[Handler, Handler] = {}
+        self._plain: dict[Handler, bool] = {}  # handler -> is a plain function
+
+    _kind = KIND_NATIVE
 
     def route(
         self, methods: str | tuple[str, ...] | list[str], pattern: str, handler: Handler
@@ -300,23 +225,76 @@ class App:
 
     async def __call__(self, exchange: Exchange) -> None:
         """Answer one exchange (the server's handler interface)."""
+        pending = self._answer(exchange)
+        if pending is not None:
+            await pending
+
+    def _answer(self, exchange: Exchange) -> Awaitable[None] | None:
+        """Answer ``exchange`` now if the handler is a plain function returning a
+        whole response; else return what the caller must await to finish it."""
         request = HTTPRequest(exchange.request, exchange)
         try:
             match = self.router.match(exchange.request.method, request.path)
-            if not self.middleware:
-                result = await match.handler(request, **match.params)
-            else:
-                result = await self._handler(match.handler)(request, **match.params)
-            if type(result) is bytes:  # the common case, without a Response object
-                exchange.respond(200, _OCTET_STREAM, result)
-                return
-            if not isinstance(result, Response):
-                result = _coerce(result)
-            await result.send(exchange)
+            handler = match.handler if not self.middleware else self._handler(match.handler)
+            plain = self._plain.get(handler)
+            if plain is None:
+                plain = self._plain[handler] = not _is_async(handler)
+            if not plain:
+                return self._finish(exchange, request, handler(request, **match.params))
+            result = handler(request, **match.params)
+            kind = type(result)
+            if kind is Response or kind is JSONResponse:  # the common cases first
+                exchange.respond(result.status, result.headers, result.body)
+                return None
+            if kind is not bytes and inspect.isawaitable(result):
+                return self._finish(exchange, request, result)
+            return self._send(exchange, request, result)
+        except TrussworkError as error:
+            if exchange.started:
+                raise
+            problem = _problem(error, request.path)
+            exchange.respond(problem.status, problem.headers, problem.body)
+            return None
+
+    def _send(
+        self, exchange: Exchange, request: HTTPRequest, result: Any
+    ) -> Awaitable[None] | None:
+        if type(result) is bytes:  # the common case, without a Response object
+            exchange.respond(200, _OCTET_STREAM, result)
+            return None
+        if not isinstance(result, Response):
+            result = _coerce(result)
+        if type(result) is Response or type(result) is JSONResponse:
+            exchange.respond(result.status, result.headers, result.body)
+            return None
+        return self._finish(exchange, request, result.send(exchange), sent=True)
+
+    async def _finish(
+        self,
+        exchange: Exchange,
+        request: HTTPRequest,
+        pending: Awaitable[Any],
+        *,
+        sent: bool = False,
+    ) -> None:
+        try:
+            result = await pending
+            if not sent:
+                more = self._send(exchange, request, result)
+                if more is not None:
+                    await more
         except TrussworkError as error:
             if exchange.started:
                 raise
             await _problem(error, request.path).send(exchange)
+
+
+def _is_async(handler: Any) -> bool:
+    """Whether calling ``handler`` returns a coroutine (async functions and callables)."""
+    if inspect.iscoroutinefunction(handler):
+        return True
+    call = getattr(handler, "__call__", None)  # noqa: B004 -- objects with an async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
 
 
 def _coerce(result: Any) -> Response:

@@ -10,6 +10,7 @@ class HttpParseError(ParseError):
     error: str
     offset: int
     http_status: int
+    requests: list[Request]
     def __init__(
         self,
         message: str,
@@ -42,6 +43,9 @@ class Request:
     def upgrade(self) -> bool: ...
     @property
     def expect_continue(self) -> bool: ...
+    @property
+    def has_host(self) -> bool:
+        """Exactly one Host field (HTTP/1.1 requests without one get a 400)."""
     def __init__(
         self,
         method: str,

@@ -8,7 +8,8 @@ from the spans the C parser reports. Every C status passes through
 raise_parse_error (requests) or check_format (response heads).
 """
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -71,6 +72,10 @@ class HttpParseError(ParseError):
         the parser (for :func:`parse_request`, in ``data``).
     http_status:
         What a server answers with: 400, or 413, 414, 431, 505.
+    requests:
+        From :meth:`RequestParser.feed`: the requests the same call completed
+        before the error (a server answers them, then the error); empty
+        otherwise.
     """
 
     def __init__(self, message, *, error, offset, http_status=400, source=None,
@@ -78,6 +83,7 @@ class HttpParseError(ParseError):
         self.error = error
         self.offset = offset
         self.http_status = http_status
+        self.requests = []
         ParseError.__init__(self, message, source=source, offset=source_offset,
                             filename="<request>")
 
@@ -120,10 +126,12 @@ cdef class Request:
     cdef readonly bint keep_alive
     cdef readonly bint upgrade
     cdef readonly bint expect_continue
+    cdef readonly bint has_host
 
     def __init__(self, str method, str target, str version, list headers, bytes body=b"", *,
                  content_length=None, bint chunked=False, bint keep_alive=True,
                  bint upgrade=False, bint expect_continue=False):
+        self.has_host = sum(1 for name, _ in headers if name.lower() == b"host") == 1
         self.method = method
         self.target = target
         self.version = version
@@ -158,22 +166,57 @@ cdef class Request:
                 f"headers={len(self.headers)}, body={len(self.body)} bytes)")
 
 
-cdef tuple head_parts(const uint8_t *p, tw_http_head *head, tw_http_header *fields):
-    """The Request fields of a parsed head, but the body (see RequestParser._emit)."""
+# method_id -> the method's str, made once (TW_HTTP_OTHER is decoded per request)
+cdef tuple _METHODS = (None, "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+                       "TRACE", "PATCH")
+
+
+cdef inline list head_fields(const uint8_t *p, tw_http_head *head, tw_http_header *fields):
     cdef uint32_t i
     cdef tw_http_header *f
-    cdef uint32_t flags = head.flags
     headers = []
     for i in range(head.nheaders):
         f = &fields[i]
         headers.append((PyBytes_FromStringAndSize(<const char *>p + f.name.off, f.name.len),
                         PyBytes_FromStringAndSize(<const char *>p + f.value.off, f.value.len)))
-    method = (<const char *>p)[head.method.off:head.method.off + head.method.len].decode("ascii")
-    target = (<const char *>p)[head.target.off:head.target.off + head.target.len].decode("ascii")
-    return (method, target, _VERSIONS[head.version_minor], headers,
+    return headers
+
+
+cdef inline str head_method(const uint8_t *p, tw_http_head *head):
+    if 0 < head.method_id < 10:
+        return <str>_METHODS[head.method_id]
+    return PyUnicode_DecodeASCII(<const char *>p + head.method.off, head.method.len, NULL)
+
+
+cdef tuple head_parts(const uint8_t *p, tw_http_head *head, tw_http_header *fields):
+    """The Request fields of a parsed head, but the body (see RequestParser._emit)."""
+    cdef uint32_t flags = head.flags
+    target = PyUnicode_DecodeASCII(<const char *>p + head.target.off, head.target.len, NULL)
+    return (head_method(p, head), target, _VERSIONS[head.version_minor],
+            head_fields(p, head, fields),
             None if head.content_length < 0 else head.content_length,
             bool(flags & TW_HTTP_F_CHUNKED), bool(flags & TW_HTTP_F_KEEP_ALIVE),
-            bool(flags & TW_HTTP_F_UPGRADE), bool(flags & TW_HTTP_F_EXPECT_CONTINUE))
+            bool(flags & TW_HTTP_F_UPGRADE), bool(flags & TW_HTTP_F_EXPECT_CONTINUE),
+            bool(flags & TW_HTTP_F_HAS_HOST))
+
+
+cdef Request bodiless_request(const uint8_t *p, tw_http_head *head, tw_http_header *fields):
+    """A Request without a body straight from a parsed head (the fast path of feed)."""
+    cdef Request request = Request.__new__(Request)
+    cdef uint32_t flags = head.flags
+    request.method = head_method(p, head)
+    request.target = PyUnicode_DecodeASCII(<const char *>p + head.target.off, head.target.len,
+                                           NULL)
+    request.version = _VERSIONS[head.version_minor]
+    request.headers = head_fields(p, head, fields)
+    request.body = b""
+    request.content_length = None if head.content_length < 0 else head.content_length
+    request.chunked = False
+    request.keep_alive = (flags & TW_HTTP_F_KEEP_ALIVE) != 0
+    request.upgrade = False
+    request.expect_continue = (flags & TW_HTTP_F_EXPECT_CONTINUE) != 0
+    request.has_host = (flags & TW_HTTP_F_HAS_HOST) != 0
+    return request
 
 
 cdef enum:
@@ -284,6 +327,7 @@ cdef class RequestParser:
 
     cdef list _run(self, data, Py_ssize_t max_requests):
         if self.failure is not None:
+            self.failure.requests = []
             raise self.failure
         if not isinstance(data, (bytes, bytearray)) and not (
             isinstance(data, memoryview) and data.contiguous
@@ -292,8 +336,15 @@ cdef class RequestParser:
                 f"the HTTP parser reads bytes, a bytearray or a contiguous memoryview, "
                 f"got {type(data).__name__}"
             )
-        self.buf += data
         cdef list out = []
+        cdef Py_ssize_t used = 0
+        if (type(data) is bytes and self.state == ST_HEAD
+                and PyByteArray_GET_SIZE(self.buf) == 0):
+            used = self._bodiless_heads(<bytes>data, out, max_requests)
+            if used == PyBytes_GET_SIZE(data):
+                return out
+            data = (<bytes>data)[used:]
+        self.buf += data
         try:
             while max_requests < 0 or len(out) < max_requests:
                 if self.state == ST_UPGRADED:
@@ -309,8 +360,33 @@ cdef class RequestParser:
         except HttpParseError as e:
             self.state = ST_FAILED
             self.failure = e
+            e.requests = out  # completed before the error: a server answers them first
             raise
         return out
+
+    cdef Py_ssize_t _bodiless_heads(self, bytes data, list out, Py_ssize_t max_requests):
+        """Parse complete requests without a body straight from ``data``.
+
+        The common case (GET after GET on a keep-alive connection) skips the
+        stream buffer. Returns how many bytes were consumed; anything else (a
+        body, an incomplete head, an error, an upgrade) is left to the general
+        path, which parses it again from the buffer.
+        """
+        cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), pos = 0
+        cdef tw_http_head head
+        cdef int r
+        while pos < n and (max_requests < 0 or len(out) < max_requests):
+            r = tw_http_parse_head(p + pos, n - pos, 0, &head, self.fields,
+                                   self.limits.max_headers, &self.limits)
+            if (r <= 0 or head.flags & (TW_HTTP_F_CHUNKED | TW_HTTP_F_UPGRADE)
+                    or head.content_length > 0 or head.method_id == TW_HTTP_CONNECT):
+                break
+            out.append(bodiless_request(p + pos, &head, self.fields))
+            pos += r
+            self.base += r
+            self.request_start = self.base
+        return pos
 
     cdef bint _head(self, list out) except -1:
         cdef tw_http_head head
@@ -320,9 +396,13 @@ cdef class RequestParser:
         cdef uint32_t flags
         if n == 0:
             return False
-        with nogil:
+        if n < 65536:  # microseconds at most: releasing the GIL would cost more
             r = tw_http_parse_head(p, n, self.scanned, &head, self.fields,
                                    self.limits.max_headers, &self.limits)
+        else:
+            with nogil:
+                r = tw_http_parse_head(p, n, self.scanned, &head, self.fields,
+                                       self.limits.max_headers, &self.limits)
         if r == TW_HTTP_INCOMPLETE:
             self.scanned = n
             return False
@@ -350,10 +430,25 @@ cdef class RequestParser:
         return True
 
     cdef int _emit(self, list out) except -1:
-        m, t, v, h, cl, chunked, keep_alive, upgrade, expect = self.pending
-        out.append(Request(m, t, v, h, b"".join(self.body), content_length=cl,
-                           chunked=chunked, keep_alive=keep_alive, upgrade=upgrade,
-                           expect_continue=expect))
+        cdef Request request = Request.__new__(Request)
+        cdef tuple parts = self.pending
+        request.method = parts[0]
+        request.target = parts[1]
+        request.version = parts[2]
+        request.headers = parts[3]
+        request.content_length = parts[4]
+        request.chunked = parts[5]
+        request.keep_alive = parts[6]
+        upgrade = request.upgrade = parts[7]
+        request.expect_continue = parts[8]
+        request.has_host = parts[9]
+        if not self.body:
+            request.body = b""
+        elif len(self.body) == 1:
+            request.body = self.body[0]
+        else:
+            request.body = b"".join(self.body)
+        out.append(request)
         self.pending = None
         self.body = []
         # After CONNECT or an Upgrade request the bytes may belong to another protocol.
@@ -440,7 +535,8 @@ def parse_request(data, **limits):
         if (r > 0 and not head.flags & TW_HTTP_F_CHUNKED and head.method_id != TW_HTTP_CONNECT
                 and n - <size_t>r == <size_t>(head.content_length if head.content_length > 0
                                                else 0)):
-            m, t, v, h, cl, chunked, keep_alive, upgrade, expect = head_parts(p, &head, fields)
+            m, t, v, h, cl, chunked, keep_alive, upgrade, expect, _ = head_parts(p, &head,
+                                                                                fields)
             return Request(m, t, v, h, data[r:], content_length=cl, chunked=chunked,
                            keep_alive=keep_alive, upgrade=upgrade, expect_continue=expect)
     cdef RequestParser parser = RequestParser(**limits)

@@ -85,10 +85,13 @@ class Router(Generic[H]):
         match = router.match("GET", "/users/42")   # Match(handler=user, params={"user_id": 42})
     """
 
-    __slots__ = ("_root", "_static")
+    __slots__ = ("_root", "_static", "_static_matches")
 
     def __init__(self) -> None:
         self._static: dict[str, tuple[dict[str, H], str]] = {}
+        # the Match of each static path and method, made once (its params dict is shared:
+        # treat Match.params as read-only)
+        self._static_matches: dict[str, dict[str, Match[H]]] = {}
         self._root: _Node[H] = _Node()
 
     def add(self, methods: str | tuple[str, ...] | list[str], pattern: str, handler: H) -> None:
@@ -109,6 +112,7 @@ class Router(Generic[H]):
         if all(_PARAM.fullmatch(s) is None for s in segments):
             table, _ = self._static.setdefault(pattern, ({}, pattern))
             self._put(table, names, handler, pattern)
+            self._static_matches[pattern] = {m: Match(h, {}, pattern) for m, h in table.items()}
             return
         node = self._root
         for index, segment in enumerate(segments):
@@ -205,13 +209,12 @@ class Router(Generic[H]):
         MethodNotAllowed
             If routes match the path, but none for ``method``.
         """
-        static = self._static.get(path)
-        if static is not None and "%" not in path:
-            table, pattern = static
-            handler = table.get(method)
-            if handler is not None:
-                return Match(handler, {}, pattern)
-            return self._not_allowed(method, path, table)
+        matches = self._static_matches.get(path)
+        if matches is not None and "%" not in path:
+            hit = matches.get(method)
+            if hit is not None:
+                return hit
+            return self._not_allowed(method, path, self._static[path][0])
         raw = path[1:].split("/") if path.startswith("/") else None
         if raw is None:
             raise NotFound(f"no route for {path!r}: a path starts with '/'")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -163,7 +164,11 @@ def build_server(
     )
 
 
-def _install_uvloop() -> Callable[[], asyncio.AbstractEventLoop]:
+def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if loop == "asyncio":
+        return asyncio.new_event_loop
+    if loop != "uvloop":
+        raise InvalidInput(f"loop must be 'uvloop' or 'asyncio', got {loop!r}")
     try:
         import uvloop
     except ImportError:  # pragma: no cover -- uvloop is a dependency on Linux
@@ -181,6 +186,8 @@ def serve(
     metrics: MetricsRegistry | None = None,
     on_listening: Callable[[int], None] | None = None,
     middleware: Iterable[Callable[[ExchangeHandler], ExchangeHandler]] = (),
+    loop: str = "uvloop",
+    freeze_gc: bool = True,
 ) -> None:
     """Serve ``app`` (native App or ASGI 3) until SIGTERM/SIGINT, on uvloop.
 
@@ -202,8 +209,15 @@ def serve(
         Called with the bound port once the server accepts connections.
     middleware:
         Wrappers of the exchange handler (see :class:`Server`).
+    loop:
+        ``"uvloop"`` (the default) or ``"asyncio"`` (the standard library's
+        loop; slower, for comparison and for platforms without uvloop).
+    freeze_gc:
+        Call :func:`gc.freeze` once the server listens (after the app's
+        startup), so the cyclic collector stops rescanning every object that
+        existed at startup. Objects made later are collected as usual.
     """
-    new_loop = _install_uvloop()
+    new_loop = _loop_factory(loop)
 
     def run_one(sock: socket.socket | None, announce: bool) -> None:
         async def main() -> None:
@@ -218,6 +232,12 @@ def serve(
             )
             await server.start()
             server.install_signal_handlers()
+            if freeze_gc:
+                # Everything imported and built at startup is long-lived: move it out
+                # of the collector's reach, so collections triggered by per-request
+                # garbage scan only what requests allocate (the heap of a process
+                # that imported its app is large; a full collection walks all of it).
+                gc.freeze()
             if announce and on_listening is not None:
                 on_listening(server.port)
             await server.serve_forever()
