@@ -229,10 +229,17 @@ class App:
         if pending is not None:
             await pending
 
-    def _answer(self, exchange: Exchange) -> Awaitable[None] | None:
+    def _answer(
+        self, exchange: Exchange, request: HTTPRequest | None = None
+    ) -> Awaitable[None] | None:
         """Answer ``exchange`` now if the handler is a plain function returning a
-        whole response; else return what the caller must await to finish it."""
-        request = HTTPRequest(exchange.request, exchange)
+        whole response; else return what the caller must await to finish it.
+
+        The server's connections run the commonest case (a static route to a
+        plain handler, no middleware) compiled, and call this for the rest.
+        """
+        if request is None:
+            request = HTTPRequest(exchange.request, exchange)
         try:
             match = self.router.match(exchange.request.method, request.path)
             handler = match.handler if not self.middleware else self._handler(match.handler)
@@ -250,11 +257,18 @@ class App:
                 return self._finish(exchange, request, result)
             return self._send(exchange, request, result)
         except TrussworkError as error:
-            if exchange.started:
-                raise
-            problem = _problem(error, request.path)
-            exchange.respond(problem.status, problem.headers, problem.body)
+            self._answer_error(exchange, request, error)
             return None
+
+    def _answer_error(
+        self, exchange: Exchange, request: HTTPRequest, error: TrussworkError
+    ) -> None:
+        """Answer a trusswork error as an RFC 9457 problem (re-raised once started)."""
+        if exchange.started:
+            raise error
+        problem = _problem(error, request.path)
+        exchange.respond(problem.status, problem.headers, problem.body)
+        return None
 
     def _send(
         self, exchange: Exchange, request: HTTPRequest, result: Any

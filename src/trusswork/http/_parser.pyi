@@ -5,6 +5,7 @@ from typing_extensions import Buffer
 from trusswork.core.errors import ParseError
 
 ERROR_NAMES: frozenset[str]
+BODY_END: object
 
 class HttpParseError(ParseError):
     error: str
@@ -44,6 +45,9 @@ class Request:
     @property
     def expect_continue(self) -> bool: ...
     @property
+    def streamed(self) -> bool:
+        """The body follows as separate items (a parser with ``stream_bodies=True``)."""
+    @property
     def has_host(self) -> bool:
         """Exactly one Host field (HTTP/1.1 requests without one get a 400)."""
     def __init__(
@@ -72,12 +76,15 @@ class RequestParser:
         max_headers: int = 100,
         max_body: int = 1073741824,
         max_chunk_ext: int = 4096,
+        stream_bodies: bool = False,
     ) -> None: ...
     @property
     def pending_bytes(self) -> int: ...
     @property
     def upgraded(self) -> bool: ...
     def take_rest(self) -> bytes: ...
+    @property
+    def in_body(self) -> bool: ...
     @property
     def at_boundary(self) -> bool: ...
     def feed(self, data: Buffer) -> list[Request]: ...

@@ -55,6 +55,17 @@ _EXTRA_BYTES = ("extra-bytes", 400)
 ERROR_NAMES = frozenset(name for name, _ in _ERRORS.values()) | {_EXTRA_BYTES[0]}
 
 cdef tuple _VERSIONS = ("1.0", "1.1")
+
+
+class _BodyEnd:
+    """The type of :data:`BODY_END`."""
+
+    def __repr__(self):
+        return "BODY_END"
+
+
+#: Returned by a streaming :meth:`RequestParser.feed` after the last piece of a body.
+BODY_END = _BodyEnd()
 # Room for the status line and the final CRLF besides the fields.
 cdef size_t STATUS_LINE_ROOM = 64
 
@@ -127,6 +138,7 @@ cdef class Request:
     cdef readonly bint upgrade
     cdef readonly bint expect_continue
     cdef readonly bint has_host
+    cdef readonly bint streamed
 
     def __init__(self, str method, str target, str version, list headers, bytes body=b"", *,
                  content_length=None, bint chunked=False, bint keep_alive=True,
@@ -243,6 +255,11 @@ cdef class RequestParser:
     ----------
     max_request_line, max_header_line, max_head, max_headers, max_body, max_chunk_ext:
         The limits of csrc/http (bytes, except ``max_headers``).
+    stream_bodies:
+        When true, a request with a body is returned as soon as its head is
+        complete (``request.streamed``, ``request.body`` empty), followed in
+        this and later ``feed`` results by its body as ``bytes`` pieces (the
+        decoded data for chunked bodies) and then :data:`BODY_END`.
     """
 
     cdef tw_http_limits limits
@@ -259,10 +276,12 @@ cdef class RequestParser:
     cdef uint64_t remaining
     cdef uint64_t body_base
     cdef tw_http_chunked chunk
+    cdef bint stream_bodies
 
     def __cinit__(self, *, uint32_t max_request_line=8192, uint32_t max_header_line=8192,
                   uint32_t max_head=65536, uint32_t max_headers=100,
-                  uint64_t max_body=1 << 30, uint32_t max_chunk_ext=4096):
+                  uint64_t max_body=1 << 30, uint32_t max_chunk_ext=4096,
+                  bint stream_bodies=False):
         if max_head == 0 or max_head > (1u << 31):
             raise InvalidInput(f"max_head must be in 1..2**31, not {max_head}")
         if max_body > (1ull << 62):
@@ -280,6 +299,7 @@ cdef class RequestParser:
             raise MemoryError()
         self.buf = bytearray()
         self.state = ST_HEAD
+        self.stream_bodies = stream_bodies
 
     def __dealloc__(self):
         free(self.fields)
@@ -299,6 +319,11 @@ cdef class RequestParser:
         rest = bytes(self.buf)
         del self.buf[:]
         return rest
+
+    @property
+    def in_body(self):
+        """True while a body is being received."""
+        return self.state == ST_LENGTH or self.state == ST_CHUNKED
 
     @property
     def at_boundary(self):
@@ -422,14 +447,19 @@ cdef class RequestParser:
         elif flags & TW_HTTP_F_CHUNKED:
             tw_http_chunked_init(&self.chunk, &self.limits)
             self.state = ST_CHUNKED
+            if self.stream_bodies:
+                out.append(self._request(True))
         elif head.content_length > 0:
             self.remaining = head.content_length
             self.state = ST_LENGTH
+            if self.stream_bodies:
+                out.append(self._request(True))
         else:
             self._emit(out)
         return True
 
-    cdef int _emit(self, list out) except -1:
+    cdef Request _request(self, bint streamed):
+        """The Request of the head in ``pending`` (its body: what was collected)."""
         cdef Request request = Request.__new__(Request)
         cdef tuple parts = self.pending
         request.method = parts[0]
@@ -439,16 +469,25 @@ cdef class RequestParser:
         request.content_length = parts[4]
         request.chunked = parts[5]
         request.keep_alive = parts[6]
-        upgrade = request.upgrade = parts[7]
+        request.upgrade = parts[7]
         request.expect_continue = parts[8]
         request.has_host = parts[9]
+        request.streamed = streamed
         if not self.body:
             request.body = b""
         elif len(self.body) == 1:
             request.body = self.body[0]
         else:
             request.body = b"".join(self.body)
-        out.append(request)
+        return request
+
+    cdef int _emit(self, list out) except -1:
+        """The request is complete: hand it over (or, streaming, its BODY_END)."""
+        upgrade = self.pending[7]
+        if self.stream_bodies and self.state != ST_HEAD:
+            out.append(BODY_END)
+        else:
+            out.append(self._request(False))
         self.pending = None
         self.body = []
         # After CONNECT or an Upgrade request the bytes may belong to another protocol.
@@ -461,7 +500,7 @@ cdef class RequestParser:
         if n == 0:
             return False
         cdef size_t take = n if n < self.remaining else <size_t>self.remaining
-        self.body.append(bytes(self.buf[:take]))
+        (out if self.stream_bodies else self.body).append(bytes(self.buf[:take]))
         del self.buf[:take]
         self.base += take
         self.remaining -= take
@@ -480,7 +519,8 @@ cdef class RequestParser:
         with nogil:
             r = tw_http_chunked_decode(&self.chunk, p, n, &data_len)
         if data_len:
-            self.body.append(PyBytes_FromStringAndSize(<const char *>p, data_len))
+            (out if self.stream_bodies else self.body).append(
+                PyBytes_FromStringAndSize(<const char *>p, data_len))
         if r == TW_HTTP_INCOMPLETE:
             del self.buf[:]
             self.base += n

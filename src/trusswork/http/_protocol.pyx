@@ -39,6 +39,7 @@ Guarantees (tested in tests/http/test_server.py):
 """
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -59,8 +60,8 @@ from trusswork._includes.http cimport tw_http_format_head, tw_http_header_in, tw
 
 import orjson
 
-from trusswork.core.errors import InvalidInput
-from trusswork.http._parser import HttpParseError, RequestParser, format_head
+from trusswork.core.errors import InvalidInput, TrussworkError
+from trusswork.http._parser import BODY_END, HttpParseError, RequestParser, format_head
 
 cdef object _log = logging.getLogger("trusswork.http")
 
@@ -76,7 +77,12 @@ KIND_GENERIC = 0
 KIND_ASGI = 1
 KIND_NATIVE = 2
 
+cdef tuple _OCTET_STREAM = ((b"content-type", b"application/octet-stream"),)
 cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: Bytes of a streamed request body that may wait for the app before the
+#: connection stops reading.
+BODY_BUFFER = 1 << 20
+cdef Py_ssize_t _BODY_BUFFER = BODY_BUFFER
 cdef bytes _B_CONTENT_LENGTH = b"content-length"
 cdef bytes _B_TRANSFER_ENCODING = b"transfer-encoding"
 cdef bytes _B_CHUNKED = b"chunked"
@@ -623,6 +629,45 @@ cdef class Response:
         exchange.respond(self.status, self.headers, self.body)
 
 
+cdef object _native_answer(object app, Exchange exchange):
+    """``App._answer`` for its commonest case, compiled; the rest goes to it.
+
+    The case: no middleware, a static route (no parameters, no percent
+    escapes), a handler known to be a plain function, which returns bytes
+    or a plain :class:`Response`.
+    """
+    request = exchange.request
+    cdef HTTPRequest http_request = HTTPRequest(request, exchange)
+    if app.middleware:
+        return app._answer(exchange, http_request)
+    path = http_request.path
+    matches = app.router._static_matches.get(path)
+    if matches is None or "%" in path:
+        return app._answer(exchange, http_request)
+    match = matches.get(request.method)
+    if match is None:
+        return app._answer(exchange, http_request)
+    handler = match.handler
+    if app._plain.get(handler) is not True:
+        return app._answer(exchange, http_request)
+    try:
+        result = handler(http_request)
+        kind = type(result)
+        if kind is Response:
+            exchange.respond((<Response>result).status, (<Response>result).headers,
+                             (<Response>result).body)
+            return None
+        if kind is bytes:
+            exchange.respond(200, _OCTET_STREAM, result)
+            return None
+        if inspect.isawaitable(result):
+            return app._finish(exchange, http_request, result)
+        return app._send(exchange, http_request, result)
+    except TrussworkError as error:
+        app._answer_error(exchange, http_request, error)
+        return None
+
+
 # ---------------------------------------------------------------- ASGI
 
 
@@ -660,27 +705,89 @@ def asgi_scope(Exchange exchange, dict state):
 cdef class ASGICycle:
     """``receive`` and ``send`` of one ASGI HTTP request.
 
-    The parser hands over whole bodies, so ``receive()`` returns one
-    ``http.request`` with the body and ``more_body: False``, then waits for the
-    client to go away and returns ``http.disconnect``. ``send()`` checks the
-    message order and raises :class:`RuntimeError` on a violation.
+    A whole body (what a non-streaming parser hands over) comes in one
+    ``http.request`` with ``more_body: False``. A streamed body (the server's
+    ASGI path: the app starts when the head is complete) comes as it arrives:
+    each ``receive()`` returns what has arrived since the last one, joined,
+    with ``more_body: True`` until the last piece; the connection stops
+    reading while more than :data:`BODY_BUFFER` bytes wait for the app. After
+    the body, ``receive()`` waits for the client to go away and returns
+    ``http.disconnect`` (at once if the body was cut short). ``send()``
+    checks the message order and raises :class:`RuntimeError` on a violation.
     """
 
     cdef Exchange exchange
-    cdef bint body_sent
+    cdef bint body_sent       # the last http.request (more_body False) was returned
+    cdef bint streamed
+    cdef object chunks        # deque of bytes not yet received by the app
+    cdef Py_ssize_t buffered
+    cdef bint ended           # the parser saw the end of the body
+    cdef bint failed          # the body will not be completed (bad framing, client gone)
+    cdef bint discard         # the exchange is over: drop what is left of the body
+    cdef object waiter
     cdef object start_message
     cdef object start_headers
     cdef int start_status
 
     def __init__(self, Exchange exchange):
         self.exchange = exchange
+        self.streamed = exchange.request.streamed
+        if self.streamed:
+            self.chunks = deque()
+
+    cdef int feed_body(self, bytes chunk) except -1:
+        if not self.discard and chunk:
+            self.chunks.append(chunk)
+            self.buffered += len(chunk)
+            self._wake()
+        return 0
+
+    cdef int end_body(self) except -1:
+        self.ended = True
+        self._wake()
+        return 0
+
+    cdef int fail(self) except -1:
+        self.failed = True
+        self._wake()
+        return 0
+
+    cdef int drop_rest(self) except -1:
+        """The exchange is over before its body: what still arrives is dropped."""
+        self.discard = True
+        self.chunks.clear()
+        self.buffered = 0
+        return 0
+
+    cdef void _wake(self):
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     async def receive(self):
-        """The request body once, then ``http.disconnect`` when the client goes."""
+        """The request body, then ``http.disconnect`` when the client goes."""
         exchange = self.exchange
         if not self.body_sent:
-            self.body_sent = True
-            return {"type": "http.request", "body": exchange.request.body, "more_body": False}
+            if not self.streamed:
+                self.body_sent = True
+                return {"type": "http.request", "body": exchange.request.body, "more_body": False}
+            while True:
+                if self.chunks or self.ended:
+                    chunks = self.chunks
+                    if not chunks:
+                        body = b""
+                    elif len(chunks) == 1:
+                        body = chunks.popleft()
+                    else:
+                        body = b"".join(chunks)
+                        chunks.clear()
+                    self.buffered = 0
+                    exchange._protocol._body_drained()
+                    self.body_sent = self.ended
+                    return {"type": "http.request", "body": body, "more_body": not self.ended}
+                if self.failed or exchange.disconnected:
+                    return {"type": "http.disconnect"}
+                self.waiter = exchange._protocol.loop.create_future()
+                await self.waiter
         if exchange.finished or exchange.disconnected:
             return {"type": "http.disconnect"}
         await exchange.wait_disconnect()
@@ -752,7 +859,7 @@ cdef class HttpProtocol:
     cdef public bint eof
     cdef int kind
     cdef object handler
-    cdef object loop
+    cdef readonly object loop
     cdef bint _resume_on_drain
     cdef Py_ssize_t max_pipelined
     cdef double keep_alive_timeout, header_timeout, body_timeout
@@ -760,11 +867,15 @@ cdef class HttpProtocol:
     cdef Tally tally
     cdef Outbox outbox
     cdef bint reading  # inside data_received: writes go through the outbox
+    cdef ASGICycle body_sink  # the exchange whose streamed body is arriving
 
     def __init__(self, server):
         self.server = server
         config = self.config = server.config
-        self.parser = RequestParser(max_body=config.max_body)
+        self.kind = server.kind
+        # ASGI apps get request bodies as they arrive; the others get them whole
+        self.parser = RequestParser(max_body=config.max_body,
+                                    stream_bodies=self.kind == KIND_ASGI)
         self.queue = deque()
         self.loop = server.loop
         # `lost`: the client went away or half-closed (what ASGI calls a disconnect);
@@ -774,7 +885,6 @@ cdef class HttpProtocol:
         # Bytes of the request being received, kept only while it is incomplete,
         # to see when its head has ended (Expect: 100-continue, body timeout).
         self._partial = bytearray()
-        self.kind = server.kind
         self.handler = server.handler
         self.max_pipelined = config.max_pipelined
         self.keep_alive_timeout = config.keep_alive_timeout
@@ -820,6 +930,9 @@ cdef class HttpProtocol:
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
         self.queue.clear()
+        if self.body_sink is not None:
+            self.body_sink.fail()
+            self.body_sink = None
 
     def pause_writing(self):
         self.paused_writing = True
@@ -922,24 +1035,61 @@ cdef class HttpProtocol:
         try:
             requests = self.parser.feed(data)
         except HttpParseError as error:
-            queue.extend(error.requests)  # complete before the error: answered first
+            self._take(error.requests)  # complete before the error: answered first
+            if self.body_sink is not None and not queue:
+                self.body_sink.fail()  # its body will never be complete
+                self.body_sink = None
             queue.append(error)
             self._partial.clear()
             self._pause()
         else:
-            if self._partial or self.parser.pending_bytes:
+            if self.kind == KIND_ASGI and self.parser.in_body:
+                # a streamed body is arriving: the body timeout runs from its last bytes
+                self.deadline = self.loop.time() + self.body_timeout
+                if self._partial:
+                    self._partial.clear()
+            elif self._partial or self.parser.pending_bytes:
                 self._track_partial(data, bool(requests))
             elif not self.busy and not queue and not requests:
                 self.deadline = self.loop.time() + self.keep_alive_timeout
             if requests:
-                if len(requests) == 1:
-                    queue.append(requests[0])
+                if self.body_sink is None:
+                    queue.extend(requests)  # body pieces belong to a queued request
                 else:
-                    queue.extend(requests)
-            if len(queue) > self.max_pipelined:
+                    self._take(requests)
+            if len(queue) > self.max_pipelined or (
+                self.body_sink is not None and self.body_sink.buffered > _BODY_BUFFER
+            ):
                 self._pause()
         if queue and not self.busy:
             self._advance()
+        return 0
+
+    cdef int _take(self, list items) except -1:
+        """Queue parsed items; body pieces of the exchange receiving its body go to it."""
+        queue = self.queue
+        for item in items:
+            if self.body_sink is not None and not queue and (
+                type(item) is bytes or item is BODY_END
+            ):
+                if item is BODY_END:
+                    self.body_sink.end_body()
+                    self.body_sink = None
+                else:
+                    self.body_sink.feed_body(item)
+            else:
+                queue.append(item)
+        return 0
+
+    cdef int _body_drained(self) except -1:
+        """The app took the buffered body: read again if the body had stopped us."""
+        if (
+            self.paused_reading
+            and self.transport is not None
+            and len(self.queue) <= self.max_pipelined // 2
+        ):
+            self.paused_reading = False
+            self.transport.resume_reading()
         return 0
 
     def eof_received(self):
@@ -948,6 +1098,9 @@ cdef class HttpProtocol:
         # receive() learn it (http.disconnect), the response can still be sent.
         if not self.lost.done():
             self.lost.set_result(None)
+        if self.body_sink is not None:  # the rest of its body will not come
+            self.body_sink.fail()
+            self.body_sink = None
         if not self.busy:
             self._close()
         return True  # keep the transport half-open until the queued responses are sent
@@ -995,7 +1148,7 @@ cdef class HttpProtocol:
 
     def timed_out(self, double now):
         """Whether the current deadline passed (checked by the server's sweep)."""
-        return not self.busy and self.deadline <= now
+        return (not self.busy or self.body_sink is not None) and self.deadline <= now
 
     cdef void _advance(self):
         """Answer queued requests until one needs a task, the queue empties or it closes."""
@@ -1016,6 +1169,8 @@ cdef class HttpProtocol:
                 if self.transport is None:
                     queue.clear()
                     break
+                if type(item) is bytes or item is BODY_END:
+                    continue  # the rest of a body its exchange did not wait for
                 if isinstance(item, HttpParseError):
                     self._error_response(item.http_status, str(item))
                     queue.clear()
@@ -1049,7 +1204,7 @@ cdef class HttpProtocol:
         cdef int kind = self.kind
         if kind == KIND_NATIVE:
             try:
-                pending = self.handler._answer(exchange)
+                pending = _native_answer(self.handler, exchange)
             except Exception as error:
                 self._failed(exchange, error)
                 return True
@@ -1059,6 +1214,8 @@ cdef class HttpProtocol:
             task = self.loop.create_task(pending)
         elif kind == KIND_ASGI:
             cycle = ASGICycle(exchange)
+            if cycle.streamed:
+                self._stream_to(cycle)
             handler = self.handler
             task = self.loop.create_task(
                 handler.app(asgi_scope(exchange, handler.state), cycle.receive, cycle.send)
@@ -1071,6 +1228,21 @@ cdef class HttpProtocol:
             return False
         task.add_done_callback(_Done(self, exchange, None, True))
         return False
+
+    cdef int _stream_to(self, ASGICycle cycle) except -1:
+        """Make ``cycle`` receive its body: what is queued now, the rest as it arrives."""
+        queue = self.queue
+        while queue and (type(queue[0]) is bytes or queue[0] is BODY_END):
+            item = queue.popleft()
+            if item is BODY_END:
+                cycle.end_body()
+                return 0
+            cycle.feed_body(item)
+        self.body_sink = cycle
+        if cycle.exchange.request.expect_continue and self.transport is not None:
+            self._send(_CONTINUE)  # the app is ready for the body: ask for it
+        self._body_drained()
+        return 0
 
     cdef int _failed(self, Exchange exchange, error) except -1:
         """A handler raised: 500 when nothing was sent, else close after this exchange."""
@@ -1106,6 +1278,8 @@ cdef class HttpProtocol:
 
     cdef bint _after(self, Exchange exchange) except -1:
         """After an answered exchange: False when the connection closes or waits to drain."""
+        if self.body_sink is not None and self.body_sink.exchange is exchange:
+            self.body_sink.drop_rest()  # keep reading the body, to find the next request
         if not exchange._keep_alive or self.parser.upgraded or not exchange.finished:
             self.queue.clear()
             self.busy = False
