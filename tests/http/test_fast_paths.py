@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,8 @@ from helpers.http import connect, get, is_closed, read_response, running
 from trusswork.core.errors import InvalidInput, NotFound
 from trusswork.core.metrics import Counter, Histogram, MetricsRegistry
 from trusswork.http import App, FileResponse, HTTPRequest, JSONResponse, Response
-from trusswork.http._server import Server
+from trusswork.http._server import Server, ServerConfig
+from trusswork.http._workers import serve
 
 MANY = 60  # more fields than the head writer keeps on the stack
 
@@ -193,3 +195,85 @@ def test_requests_without_host_are_refused_on_both_paths(plain: tuple[Server, Ap
     with socket.create_connection(("127.0.0.1", plain[0].port), timeout=5) as sock:
         sock.sendall(b"GET /hello HTTP/1.0\r\n\r\n")  # HTTP/1.0 needs no Host
         assert read_response(sock, bytearray())[2] == b"hello"
+
+
+async def lying_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Declares a Content-Length its body does not keep (``/short``, ``/long``, streamed)."""
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    headers = [(b"content-length", b"10")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if path == "/whole-short":
+        await send({"type": "http.response.body", "body": b"12345"})
+    elif path == "/stream-long":
+        await send({"type": "http.response.body", "body": b"12345", "more_body": True})
+        await send({"type": "http.response.body", "body": b"678901234", "more_body": False})
+    elif path == "/stream-short":
+        await send({"type": "http.response.body", "body": b"12345", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    else:
+        await send({"type": "http.response.body", "body": b"0123456789"})
+
+
+def test_a_body_that_breaks_its_content_length_never_leaves_as_a_valid_response() -> None:
+    with running(lying_app) as server:
+        with connect(server) as sock:  # known before anything is sent: a 500, connection kept
+            sock.sendall(get("/whole-short") + get("/fine"))
+            buffer = bytearray()
+            assert read_response(sock, buffer)[0] == 500
+            assert read_response(sock, buffer)[2] == b"0123456789"
+        for path in ("/stream-long", "/stream-short"):  # found mid-stream: the connection closes
+            with connect(server) as sock:
+                sock.sendall(get(path))
+                received = bytearray()
+                while chunk := sock.recv(65536):
+                    received += chunk
+                head, _, body = bytes(received).partition(b"\r\n\r\n")
+                assert b"content-length: 10" in head.lower()
+                assert len(body) < 10, f"{path}: a response that looks whole: {body!r}"
+
+
+def test_knobs_reach_the_accepted_sockets() -> None:
+    app = App()
+    app.route("GET", "/", lambda request: b"ok")
+    for nodelay, high in ((True, 0), (False, 16384)):
+        with (
+            running(app, tcp_nodelay=nodelay, write_buffer_high=high) as server,
+            connect(server) as sock,
+        ):
+            sock.sendall(get("/"))
+            assert read_response(sock, bytearray())[2] == b"ok"
+            (protocol,) = server.connections
+            assert protocol.transport is not None
+            accepted = protocol.transport.get_extra_info("socket")
+            assert bool(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
+            if high:
+                assert protocol.transport.get_write_buffer_limits()[1] == high
+
+
+def test_bad_knobs_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="write_buffer_high"):
+        ServerConfig(write_buffer_high=-1)
+    with pytest.raises(InvalidInput, match="loop must be"):
+        serve(App(), loop="trio")
+
+
+def test_a_client_that_does_not_read_is_not_read_either() -> None:
+    big = b"z" * (1 << 20)
+    app = App()
+    app.route("GET", "/big", lambda request: big)
+    with running(app) as server, connect(server) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        count = 200
+        sock.sendall(b"".join(get("/big") for _ in range(count)))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            (protocol,) = server.connections
+            if protocol.paused_reading and protocol.paused_writing:
+                break
+            time.sleep(0.01)
+        assert protocol.paused_reading and protocol.paused_writing
+        buffer = bytearray()
+        bodies = [read_response(sock, buffer)[2] for _ in range(count)]
+    assert all(body == big for body in bodies)

@@ -2,13 +2,17 @@
 
 ``trusswork http serve module:attr [--host H] [--port P] [--workers N]
 [--native] [--keep-alive S] [--max-connections N] [--backlog N]
-[--no-tcp-nodelay] [--write-buffer-high BYTES] [--loop uvloop|asyncio]`` imports ``attr`` from
-``module`` (the current directory is on ``sys.path``, as for uvicorn) and
-serves it until SIGTERM or SIGINT. A :class:`trusswork.http.App` is served
+[--no-tcp-nodelay] [--write-buffer-high BYTES] [--loop uvloop|asyncio]``
+imports ``attr`` from ``module`` (the current directory is on ``sys.path``,
+as for uvicorn) and serves it until SIGTERM or SIGINT. A :class:`trusswork.http.App` is served
 through the native interface, any other callable as an ASGI 3 application;
 ``--native`` insists on the former. The bound address is printed on stderr
 as ``trusswork.http: listening on http://HOST:PORT`` once connections are
 accepted (with ``--port 0``, the port picked).
+
+``trusswork http bench`` runs the load test (:mod:`trusswork.http.loadtest`):
+our server, on the ASGI app and the native App, against uvicorn and granian,
+or with ``--knobs`` the study of the serve knobs; see docs/http/index.md.
 """
 
 from __future__ import annotations

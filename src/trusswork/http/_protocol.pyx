@@ -282,6 +282,7 @@ cdef class Exchange:
     cdef bytes _head
     cdef HttpProtocol _protocol
     cdef double _started_at
+    cdef Py_ssize_t _remaining   # body bytes the head announced and not yet written; -1: none
 
     def __init__(self, HttpProtocol protocol, request):
         self._protocol = protocol
@@ -355,9 +356,17 @@ cdef class Exchange:
             value = <bytes>pair[1]
             if _lower_equals(name, _B_CONTENT_LENGTH):
                 has_length = True
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
                 if length < 0:
-                    with contextlib.suppress(ValueError):
-                        length = int(value)
+                    length = declared
+                elif declared != length and not bodiless and request.method != "HEAD":
+                    raise InvalidResponse(
+                        f"the response's Content-Length is {value.decode('latin-1')!r} "
+                        f"but its body has {length} bytes"
+                    )
             elif _lower_equals(name, _B_CONNECTION) and _lower_equals(value, _B_CLOSE):
                 keep_alive = False
             fields[n].name = <const uint8_t *>PyBytes_AS_STRING(name)
@@ -420,6 +429,7 @@ cdef class Exchange:
         self._keep_alive = keep_alive
         self._chunked = chunked
         self._bodiless = bodiless or request.method == "HEAD"
+        self._remaining = -1 if chunked or self._bodiless else length
         if written + body_len == cap + body_len:
             return out
         return out[:written + body_len]
@@ -479,6 +489,17 @@ cdef class Exchange:
             return 0
         view = data if type(data) is bytes else memoryview(data).cast("B")
         cdef Py_ssize_t size = len(view)
+        if self._remaining >= 0:
+            if size > self._remaining:
+                raise InvalidResponse(
+                    f"the response body goes past its Content-Length ({size} bytes written "
+                    f"with {self._remaining} left)"
+                )
+            self._remaining -= size
+            if not more and self._remaining:
+                raise InvalidResponse(
+                    f"the response ended {self._remaining} bytes short of its Content-Length"
+                )
         head = self._head
         self._head = b""
         pieces = [head] if head else []
@@ -781,7 +802,7 @@ cdef class ASGICycle:
                         body = b"".join(chunks)
                         chunks.clear()
                     self.buffered = 0
-                    exchange._protocol._body_drained()
+                    exchange._protocol._maybe_resume_reading()
                     self.body_sent = self.ended
                     return {"type": "http.request", "body": body, "more_body": not self.ended}
                 if self.failed or exchange.disconnected:
@@ -868,6 +889,7 @@ cdef class HttpProtocol:
     cdef Outbox outbox
     cdef bint reading  # inside data_received: writes go through the outbox
     cdef ASGICycle body_sink  # the exchange whose streamed body is arriving
+    cdef bint parse_failed    # the stream is broken: never read again
 
     def __init__(self, server):
         self.server = server
@@ -935,12 +957,15 @@ cdef class HttpProtocol:
             self.body_sink = None
 
     def pause_writing(self):
+        # the client does not read its responses: stop reading its requests too
         self.paused_writing = True
+        self._pause()
 
     def resume_writing(self):
         self.paused_writing = False
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
+        self._maybe_resume_reading()
         if self._resume_on_drain:
             self._resume_on_drain = False
             self._advance()
@@ -1035,6 +1060,7 @@ cdef class HttpProtocol:
         try:
             requests = self.parser.feed(data)
         except HttpParseError as error:
+            self.parse_failed = True
             self._take(error.requests)  # complete before the error: answered first
             if self.body_sink is not None and not queue:
                 self.body_sink.fail()  # its body will never be complete
@@ -1081,12 +1107,21 @@ cdef class HttpProtocol:
                 queue.append(item)
         return 0
 
-    cdef int _body_drained(self) except -1:
-        """The app took the buffered body: read again if the body had stopped us."""
+    cdef int _maybe_resume_reading(self) except -1:
+        """Read again if nothing holds the connection back any more.
+
+        Reading stops while the client's responses do not drain (write buffer
+        over its high-water mark), while more than ``max_pipelined`` requests
+        wait, while more than BODY_BUFFER bytes of a streamed body wait for
+        the app, and for good after a parse error.
+        """
         if (
             self.paused_reading
             and self.transport is not None
+            and not self.paused_writing
+            and not self.parse_failed
             and len(self.queue) <= self.max_pipelined // 2
+            and (self.body_sink is None or self.body_sink.buffered <= _BODY_BUFFER)
         ):
             self.paused_reading = False
             self.transport.resume_reading()
@@ -1158,14 +1193,8 @@ cdef class HttpProtocol:
         try:
             while queue:
                 item = queue.popleft()
-                if (
-                    self.paused_reading
-                    and len(queue) <= self.max_pipelined // 2
-                    and not isinstance(item, HttpParseError)
-                    and self.transport is not None
-                ):
-                    self.paused_reading = False
-                    self.transport.resume_reading()
+                if self.paused_reading:
+                    self._maybe_resume_reading()
                 if self.transport is None:
                     queue.clear()
                     break
@@ -1241,7 +1270,7 @@ cdef class HttpProtocol:
         self.body_sink = cycle
         if cycle.exchange.request.expect_continue and self.transport is not None:
             self._send(_CONTINUE)  # the app is ready for the body: ask for it
-        self._body_drained()
+        self._maybe_resume_reading()
         return 0
 
     cdef int _failed(self, Exchange exchange, error) except -1:
