@@ -563,6 +563,7 @@ def parse_request(data, **limits):
     cdef const uint8_t *p
     cdef size_t n
     cdef int r
+    cdef Request request
     if not limits and type(data) is bytes:
         # Fast path for the common case: a bytes head with a Content-Length body
         # (or none) parsed in place. Anything else -- errors included -- takes the
@@ -570,15 +571,15 @@ def parse_request(data, **limits):
         p = <const uint8_t *>PyBytes_AS_STRING(data)
         n = len(data)
         tw_http_limits_default(&defaults)
-        with nogil:
-            r = tw_http_parse_head(p, n, 0, &head, fields, 100, &defaults)
+        r = tw_http_parse_head(p, n, 0, &head, fields, 100, &defaults)  # microseconds: keep the GIL
         if (r > 0 and not head.flags & TW_HTTP_F_CHUNKED and head.method_id != TW_HTTP_CONNECT
                 and n - <size_t>r == <size_t>(head.content_length if head.content_length > 0
                                                else 0)):
-            m, t, v, h, cl, chunked, keep_alive, upgrade, expect, _ = head_parts(p, &head,
-                                                                                fields)
-            return Request(m, t, v, h, data[r:], content_length=cl, chunked=chunked,
-                           keep_alive=keep_alive, upgrade=upgrade, expect_continue=expect)
+            request = bodiless_request(p, &head, fields)
+            if <size_t>r < n:
+                request.body = data[r:]
+            request.upgrade = (head.flags & TW_HTTP_F_UPGRADE) != 0
+            return request
     cdef RequestParser parser = RequestParser(**limits)
     cdef list requests = parser._run(data, 1)
     if not requests:
