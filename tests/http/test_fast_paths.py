@@ -277,3 +277,21 @@ def test_a_client_that_does_not_read_is_not_read_either() -> None:
         buffer = bytearray()
         bodies = [read_response(sock, buffer)[2] for _ in range(count)]
     assert all(body == big for body in bodies)
+
+
+def test_native_handlers_see_body_and_headers_as_memoryviews() -> None:
+    seen: dict[str, Any] = {}
+
+    def inspect_request(request: HTTPRequest) -> bytes:
+        seen["body"] = request.body
+        seen["headers"] = request.headers
+        return bytes(request.body).upper()
+
+    app = App()
+    app.route("POST", "/inspect", inspect_request)
+    with running(app) as server, connect(server) as sock:
+        sock.sendall(get("/inspect", "X-Trace: abc", "Content-Length: 5", method="POST") + b"hello")
+        assert read_response(sock, bytearray())[2] == b"HELLO"
+    assert isinstance(seen["body"], memoryview) and seen["body"].readonly
+    assert all(isinstance(n, memoryview) and isinstance(v, memoryview) for n, v in seen["headers"])
+    assert (b"X-Trace", b"abc") in [(bytes(n), bytes(v)) for n, v in seen["headers"]]

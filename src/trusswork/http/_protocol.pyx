@@ -585,8 +585,13 @@ cdef class HTTPRequest:
 
     @property
     def headers(self):
-        """The header fields in order, names as sent."""
-        return self.raw.headers
+        """The header fields in order, names as sent, as read-only memoryviews.
+
+        Views over the parsed field bytes, made when asked for (no copy);
+        ``bytes(view)`` gives bytes, and :meth:`header` looks one field up
+        and returns bytes.
+        """
+        return [(memoryview(name), memoryview(value)) for name, value in self.raw.headers]
 
     @property
     def body(self):
