@@ -17,7 +17,7 @@ server, see ``Server.kind``):
   ``_answer`` runs in ``data_received`` itself; plain-function handlers
   answer without any task, coroutine handlers get one;
 * anything else (an ``ExchangeHandler``, or server middleware): a task runs
-  ``Server.dispatch(exchange)``.
+  ``handler(exchange)``; its failure is handled as for the others.
 
 Response heads are formatted by the C writer of csrc/http straight into the
 bytes object that is written (small bodies are copied behind the head, so a
@@ -1254,13 +1254,11 @@ cdef class HttpProtocol:
             task = self.loop.create_task(
                 handler.app(asgi_scope(exchange, handler.state), cycle.receive, cycle.send)
             )
-            task.add_done_callback(_Done(self, exchange, cycle, True))
+            task.add_done_callback(_Done(self, exchange, cycle))
             return False
-        else:
-            task = self.loop.create_task(self.server.dispatch(exchange))
-            task.add_done_callback(_Done(self, exchange, None, False))
-            return False
-        task.add_done_callback(_Done(self, exchange, None, True))
+        else:  # any ExchangeHandler, or handlers wrapped in server middleware
+            task = self.loop.create_task(self.handler(exchange))
+        task.add_done_callback(_Done(self, exchange, None))
         return False
 
     cdef int _stream_to(self, ASGICycle cycle) except -1:
@@ -1334,7 +1332,7 @@ cdef class HttpProtocol:
                     self.keep_alive_timeout if self.parser.at_boundary else self.header_timeout
                 )
 
-    cdef int _task_done(self, Exchange exchange, task, bint record) except -1:
+    cdef int _task_done(self, Exchange exchange, task) except -1:
         if task.cancelled():
             exchange._keep_alive = False
             if not exchange.started and self.transport is not None:
@@ -1342,12 +1340,8 @@ cdef class HttpProtocol:
         else:
             error = task.exception()
             if error is not None:
-                if record:
-                    self._failed(exchange, error)
-                else:  # Server.dispatch handles the handler's errors; this is its own
-                    _log.error("internal error in the server's dispatch", exc_info=error)
-                    exchange._keep_alive = False
-            elif record:
+                self._failed(exchange, error)
+            else:
                 self._record(exchange)
         if self._after(exchange):
             self._advance()
@@ -1362,7 +1356,7 @@ cdef class HttpProtocol:
                 if self._after(exchange):
                     self._advance()
                 return 0
-        return self._task_done(exchange, task, True)
+        return self._task_done(exchange, task)
 
     cdef void _error_response(self, int status, str message):
         body = message.encode("utf-8", "replace") + b"\n"
@@ -1390,28 +1384,24 @@ cdef class HttpProtocol:
 cdef class _Done:
     """Done callback of a handler task: finish the exchange, then go on with the queue.
 
-    ``cycle`` is the ASGI cycle when the task ran an ASGI app; ``record``
-    says whether the exchange's outcome is recorded here (the fast paths) or
-    was by ``Server.dispatch`` (the generic path).
+    ``cycle`` is the ASGI cycle when the task ran an ASGI app.
     """
 
     cdef HttpProtocol protocol
     cdef Exchange exchange
     cdef ASGICycle cycle
-    cdef bint record
 
-    def __init__(self, HttpProtocol protocol, Exchange exchange, ASGICycle cycle, bint record):
+    def __init__(self, HttpProtocol protocol, Exchange exchange, ASGICycle cycle):
         self.protocol = protocol
         self.exchange = exchange
         self.cycle = cycle
-        self.record = record
 
     def __call__(self, task):
         try:
             if self.cycle is not None:
                 self.protocol._asgi_done(self.exchange, self.cycle, task)
             else:
-                self.protocol._task_done(self.exchange, task, self.record)
+                self.protocol._task_done(self.exchange, task)
         except BaseException as error:
             _log.error("internal error after a request", exc_info=error)
             if self.protocol.transport is not None:

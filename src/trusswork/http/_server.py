@@ -18,7 +18,6 @@ binds, sweeps the timeouts and shuts down:
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,8 +27,6 @@ from trusswork.core.errors import InvalidInput
 from trusswork.core.metrics import Counter, Histogram, MetricsRegistry
 from trusswork.http._protocol import (
     KIND_GENERIC,
-    SERVER_NAME,
-    SMALL_BODY,
     Exchange,
     HttpProtocol,
     Outbox,
@@ -37,8 +34,6 @@ from trusswork.http._protocol import (
 )
 
 __all__ = [
-    "SERVER_NAME",
-    "SMALL_BODY",
     "Exchange",
     "ExchangeHandler",
     "HttpProtocol",
@@ -46,7 +41,6 @@ __all__ = [
     "ServerConfig",
 ]
 
-_log = logging.getLogger("trusswork.http")
 
 ExchangeHandler = Callable[["Exchange"], Awaitable[None]]
 
@@ -114,8 +108,8 @@ class Server:
             handler = layer(handler)
         self.handler = handler
         #: How connections answer (see _protocol): ASGI apps and native Apps
-        #: have compiled paths; middleware or any other handler go through
-        #: :meth:`dispatch` in a task.
+        #: have compiled paths; middleware or any other handler run in a task
+        #: per request (a failure is a 500, or a close once the response started).
         self.kind: int = KIND_GENERIC if layers else getattr(handler, "_kind", KIND_GENERIC)
         #: Batches request metrics per event-loop turn (set by :meth:`start`).
         self.tally: Tally | None = None
@@ -222,35 +216,6 @@ class Server:
             for connection in [c for c in self.connections if c.timed_out(now)]:
                 if connection.transport is not None:
                     connection.transport.abort()
-
-    async def dispatch(self, exchange: Exchange) -> None:
-        """Run the handler on one exchange; turn its failure into a 500 or a close."""
-        start = self.loop.time() if self._seconds is not None else 0.0
-        try:
-            await self.handler(exchange)
-        except Exception as error:  # the app's bug must not kill the server
-            if not exchange.started:
-                body = b"Internal Server Error\n"
-                exchange.respond(500, [(b"content-type", b"text/plain; charset=utf-8")], body)
-            elif not exchange.finished:
-                exchange._keep_alive = False  # a truncated response: only closing can say so
-            # else the response went out whole (Starlette re-raises after its 500 page):
-            # the connection stays usable
-            _log.error(
-                "error in handler for %s %s",
-                exchange.request.method,
-                exchange.request.target,
-                exc_info=error,
-            )
-        else:
-            if not exchange.started:
-                exchange.respond(
-                    500,
-                    [(b"content-type", b"text/plain; charset=utf-8")],
-                    b"the application sent no response\n",
-                )
-        if self._requests is not None:
-            self.count(exchange.request.method, exchange.status, self.loop.time() - start)
 
     def count(self, method: str, status: int, seconds: float) -> None:
         """Record one answered request in the metrics (when enabled)."""
