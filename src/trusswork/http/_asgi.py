@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from trusswork.core.errors import Unavailable
-from trusswork.http._protocol import KIND_ASGI, ASGICycle, Exchange, asgi_scope
+from trusswork.http._protocol import ASGI_VERSION, KIND_ASGI, ASGICycle, Exchange, asgi_scope
 
 __all__ = ["ASGIAdapter", "Lifespan"]
 
@@ -34,8 +34,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 
 class Lifespan:
@@ -55,7 +53,7 @@ class Lifespan:
         self.supported = True
 
     async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
+        scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
         try:
             await self.app(scope, self._inbox.get, self._send)
         except Exception as error:

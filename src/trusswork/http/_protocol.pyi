@@ -11,6 +11,7 @@ SERVER_NAME: bytes
 KIND_GENERIC: int
 KIND_ASGI: int
 KIND_NATIVE: int
+ASGI_VERSION: dict[str, str]
 
 class Outbox:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None: ...

@@ -697,7 +697,9 @@ cdef object _native_answer(object app, Exchange exchange):
 # ---------------------------------------------------------------- ASGI
 
 
-cdef dict _ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+#: The ``asgi`` entry of every scope the server makes (HTTP and lifespan).
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+cdef dict _ASGI_VERSION = ASGI_VERSION
 
 
 def asgi_scope(Exchange exchange, dict state):
