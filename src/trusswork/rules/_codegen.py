@@ -1,0 +1,446 @@
+"""Code generation: a checked CEL tree to one Python function, compiled once.
+
+Each expression becomes a module with two functions over the bindings
+mapping ``_m``:
+
+``_exact(_m)``
+    CEL semantics throughout: every operation goes through a helper of
+    :mod:`._runtime`, ``&&``/``||``/``?:`` and the macros take their operands as
+    closures so an error on one side can be absorbed by the other, as CEL's
+    commutative logic requires.
+``_evaluate(_m)``
+    The fast path, written as a person would write the check by hand: where
+    the checker proved the operand types, plain Python operators
+    (``_m['status'] >= 500 and _m['path'].startswith('/api')``), with inline
+    int64 overflow checks. It runs inside ``try``; on any exception it calls
+    ``_exact(_m)``. Because generated code is a pure function of its inputs,
+    running it again is safe, and a fast path that completes gives the same
+    value CEL would: short-circuiting only skips operands whose value cannot
+    change the result, and every fast operator is used only on the types
+    where it agrees with CEL's.
+
+Safety: the generated code reads its inputs only through ``_m[...]``
+subscripts and calls only the helpers placed in its globals; field selection
+compiles to subscripts, never to attribute access, and CEL names never become
+Python names (comprehension variables are renamed ``_v0``, ``_v1``, ...). The
+globals hold no ``__builtins__`` beyond ``len``, ``all``, ``any`` and ``sum``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from typing import Any
+
+from trusswork.rules import _runtime
+from trusswork.rules._ast import (
+    Binary,
+    Call,
+    Comprehension,
+    Conditional,
+    Ident,
+    Index,
+    ListExpr,
+    Literal,
+    MapExpr,
+    Node,
+    Select,
+    Unary,
+)
+from trusswork.rules._checker import FUNCTIONS, OPERATORS, Checked
+from trusswork.rules._types import NUMERIC, Type
+from trusswork.rules._values import INT64_MAX, INT64_MIN, EvaluationError
+
+__all__ = ["FALLBACK", "generate", "python_source"]
+
+# What sends the fast path to the exact one: CEL errors and whatever Python raises
+# when a value is not what the static types promised.
+FALLBACK = (
+    EvaluationError,
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    ZeroDivisionError,
+    OverflowError,
+    AttributeError,
+)
+
+_SAFE_BUILTINS = {"len": len, "all": all, "any": any, "sum": sum}
+_PRIMITIVE_ORDER = frozenset({"int", "uint", "double", "string", "bytes", "bool"})
+_ORDERED_SAME = frozenset({"string", "bytes", "bool"})
+_TIME = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+_PY_COMPARE: dict[str, type[ast.cmpop]] = {
+    "==": ast.Eq,
+    "!=": ast.NotEq,
+    "<": ast.Lt,
+    "<=": ast.LtE,
+    ">": ast.Gt,
+    ">=": ast.GtE,
+}
+_PY_ARITH: dict[str, type[ast.operator]] = {
+    "+": ast.Add,
+    "-": ast.Sub,
+    "*": ast.Mult,
+    "/": ast.Div,
+}
+
+
+def variable(bindings: Any, name: str) -> Any:
+    """A variable's value from the bindings; CEL's "no such attribute" when it is unbound."""
+    try:
+        return bindings[name]
+    except (KeyError, TypeError, IndexError):
+        raise EvaluationError(
+            f"no such attribute: '{name}' is not bound", kind="no such attribute"
+        ) from None
+
+
+def overflow() -> Any:
+    raise EvaluationError("integer overflow", kind="overflow")
+
+
+def convert(error: BaseException) -> EvaluationError:
+    """A Python exception met on the exact path, as the CEL error it stands for."""
+    if isinstance(error, EvaluationError):
+        return error
+    if isinstance(error, RecursionError):
+        return EvaluationError("value nests too deeply", kind="limit")
+    return EvaluationError(f"no matching overload ({error})", kind="no matching overload")
+
+
+class _Generator:
+    def __init__(self, checked: Checked) -> None:
+        self.checked = checked
+        self.globals: dict[str, Any] = {
+            "__builtins__": dict(_SAFE_BUILTINS),
+            "_variable": variable,
+            "_overflow": overflow,
+            "_convert": convert,
+            "_EvaluationError": EvaluationError,
+            "_FALLBACK": FALLBACK,
+        }
+        self.constants: dict[int, str] = {}
+        self.scopes: list[tuple[str, str]] = []
+        self.counter = 0
+        self.in_iterable = 0
+        self.fast = False
+
+    # -- names ------------------------------------------------------------------
+    def helper(self, name: str) -> ast.Name:
+        key = "_" + name.rstrip("_")
+        self.globals[key] = getattr(_runtime, name)
+        return ast.Name(key, ast.Load())
+
+    def call(self, name: str, *args: ast.expr) -> ast.Call:
+        return ast.Call(self.helper(name), list(args), [])
+
+    def constant(self, value: Any) -> ast.expr:
+        if value is None or type(value) in (bool, int, float, str, bytes):
+            return ast.Constant(value)
+        key = self.constants.get(id(value))
+        if key is None:
+            key = f"_k{len(self.constants)}"
+            self.constants[id(value)] = key
+            self.globals[key] = value
+        return ast.Name(key, ast.Load())
+
+    def local(self) -> str:
+        self.counter += 1
+        return f"_v{self.counter}"
+
+    def type(self, node: Node) -> Type:
+        return self.checked.type(node)
+
+    def is_bool(self, node: Node) -> bool:
+        return self.type(node).kind == "bool"
+
+    # -- expressions -----------------------------------------------------------
+    def expr(self, node: Node) -> ast.expr:
+        value = self.checked.constants.get(id(node), _MISSING)
+        if value is not _MISSING and not isinstance(value, list | dict):
+            return self.constant(value)
+        method: Callable[[Any], ast.expr] = getattr(self, "gen_" + type(node).__name__)
+        return method(node)
+
+    def thunk(self, node: Node) -> ast.Lambda:
+        return ast.Lambda(_no_args(), self.expr(node))
+
+    def gen_Literal(self, node: Literal) -> ast.expr:
+        return self.constant(node.value)
+
+    def gen_Ident(self, node: Ident) -> ast.expr:
+        if id(node) in self.checked.constants:  # a named constant holding a list or map
+            return self.constant(self.checked.constants[id(node)])
+        ref = self.checked.refs.get(id(node), "var")
+        if ref == "local":
+            for name, python_name in reversed(self.scopes):
+                if name == node.name:
+                    return ast.Name(python_name, ast.Load())
+        if self.fast:
+            return ast.Subscript(_bindings(), ast.Constant(node.name), ast.Load())
+        return ast.Call(
+            ast.Name("_variable", ast.Load()), [_bindings(), ast.Constant(node.name)], []
+        )
+
+    def gen_Select(self, node: Select) -> ast.expr:
+        operand = self.expr(node.operand)
+        field = ast.Constant(node.field)
+        is_map = self.type(node.operand).kind == "map"
+        if node.test_only:
+            if self.fast and is_map:
+                return ast.Compare(field, [ast.In()], [operand])
+            return self.call("has", operand, field)
+        if self.fast and is_map:
+            return ast.Subscript(operand, field, ast.Load())
+        return self.call("select", operand, field)
+
+    def gen_Index(self, node: Index) -> ast.expr:
+        operand = self.expr(node.operand)
+        index = self.expr(node.index)
+        container = self.type(node.operand)
+        string_key = container.element.kind == "string" == self.type(node.index).kind
+        if self.fast and container.kind == "map" and string_key:
+            return ast.Subscript(operand, index, ast.Load())
+        return self.call("index", operand, index)
+
+    def gen_ListExpr(self, node: ListExpr) -> ast.expr:
+        return ast.List([self.expr(item) for item in node.items], ast.Load())
+
+    def gen_MapExpr(self, node: MapExpr) -> ast.expr:
+        pairs: list[ast.expr] = [
+            ast.Tuple([self.expr(key), self.expr(value)], ast.Load()) for key, value in node.entries
+        ]
+        return self.call("make_map", ast.List(pairs, ast.Load()))
+
+    def gen_Unary(self, node: Unary) -> ast.expr:
+        operand = self.expr(node.operand)
+        if node.op == "!":
+            if self.fast and self.is_bool(node.operand):
+                return ast.UnaryOp(ast.Not(), operand)
+            return self.call("not_", operand)
+        if self.fast and self.type(node.operand).kind == "double":
+            return ast.UnaryOp(ast.USub(), operand)
+        return self.call("neg", operand)
+
+    def gen_Binary(self, node: Binary) -> ast.expr:
+        op = node.op
+        if op in ("&&", "||"):
+            if self.fast and self.is_bool(node.left) and self.is_bool(node.right):
+                kind: ast.boolop = ast.And() if op == "&&" else ast.Or()
+                return ast.BoolOp(kind, [self.expr(node.left), self.expr(node.right)])
+            helper = "and_" if op == "&&" else "or_"
+            return self.call(helper, self.thunk(node.left), self.thunk(node.right))
+        left = self.expr(node.left)
+        right = self.expr(node.right)
+        if self.fast:
+            fast = self.fast_binary(op, node, left, right)
+            if fast is not None:
+                return fast
+        return self.call(OPERATORS[op], left, right)
+
+    def fast_binary(
+        self, op: str, node: Binary, left: ast.expr, right: ast.expr
+    ) -> ast.expr | None:
+        lt, rt = self.type(node.left), self.type(node.right)
+        lk, rk = lt.kind, rt.kind
+        if op in _PY_COMPARE:
+            numeric = lk in NUMERIC and rk in NUMERIC
+            same = lk == rk and (lk in _ORDERED_SAME or lk in _TIME)
+            if numeric or same:
+                return ast.Compare(left, [_PY_COMPARE[op]()], [right])
+            return None
+        if op == "in":
+            element = rt.element
+            primitive = element.kind in ("int", "uint", "string", "bytes", "bool")
+            if rk == "list" and primitive and lk == element.kind:
+                return ast.Compare(left, [ast.In()], [right])
+            if rk == "map" and element.kind == "string" and lk == "string":
+                return ast.Compare(left, [ast.In()], [right])
+            return None
+        if lk != rk:
+            return None
+        if lk == "double" and op in _PY_ARITH:
+            return ast.BinOp(left, _PY_ARITH[op](), right)
+        if op == "+" and lk in ("string", "bytes"):
+            return ast.BinOp(left, ast.Add(), right)
+        if lk == "int" and op in ("+", "-", "*"):
+            result = ast.BinOp(left, _PY_ARITH[op](), right)
+            if self.in_iterable:
+                return self.call("check_int", result)
+            return self.checked_int(result)
+        return None
+
+    def checked_int(self, value: ast.expr) -> ast.expr:
+        """``(_t if MIN <= (_t := value) <= MAX else _overflow())``: int64 range, inline."""
+        self.counter += 1
+        temp = f"_t{self.counter}"
+        test = ast.Compare(
+            ast.Constant(INT64_MIN),
+            [ast.LtE(), ast.LtE()],
+            [ast.NamedExpr(ast.Name(temp, ast.Store()), value), ast.Constant(INT64_MAX)],
+        )
+        failed = ast.Call(ast.Name("_overflow", ast.Load()), [], [])
+        return ast.IfExp(test, ast.Name(temp, ast.Load()), failed)
+
+    def gen_Conditional(self, node: Conditional) -> ast.expr:
+        if self.fast and self.is_bool(node.condition):
+            return ast.IfExp(
+                self.expr(node.condition), self.expr(node.then), self.expr(node.otherwise)
+            )
+        return self.call(
+            "cond", self.expr(node.condition), self.thunk(node.then), self.thunk(node.otherwise)
+        )
+
+    def gen_Call(self, node: Call) -> ast.expr:
+        helper, _overloads = FUNCTIONS[node.function]
+        operands = ([node.target] if node.target is not None else []) + node.args
+        args = [self.expr(operand) for operand in operands]
+        if self.fast:
+            kinds = [self.type(operand).kind for operand in operands]
+            if node.function == "size" and kinds[0] in ("string", "bytes", "list", "map"):
+                return ast.Call(ast.Name("len", ast.Load()), args, [])
+            if kinds == ["string", "string"] and node.target is not None:
+                if node.function == "contains":
+                    return ast.Compare(args[1], [ast.In()], [args[0]])
+                method = {"startsWith": "startswith", "endsWith": "endswith"}.get(node.function)
+                if method is not None:
+                    attribute = ast.Attribute(args[0], method, ast.Load())
+                    return ast.Call(attribute, [args[1]], [])
+        return self.call(helper, *args)
+
+    def gen_Comprehension(self, node: Comprehension) -> ast.expr:
+        self.in_iterable += 1
+        try:
+            iterable = self.expr(node.range)
+        finally:
+            self.in_iterable -= 1
+        name = self.local()
+        self.scopes.append((node.variable, name))
+        try:
+            body = self.expr(node.body)
+            guard = self.expr(node.guard) if node.guard is not None else None
+        finally:
+            self.scopes.pop()
+        range_kind = self.type(node.range).kind
+        if (
+            self.fast
+            and range_kind in ("list", "map")
+            and (node.kind == "map" or self.is_bool(node.body))
+            and (node.guard is None or self.is_bool(node.guard))
+        ):
+            return self.fast_comprehension(node.kind, name, iterable, body, guard)
+        argument = ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(name)],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        )
+        body_fn = ast.Lambda(argument, body)
+        if node.kind == "map" and guard is not None:
+            guard_fn = ast.Lambda(argument, guard)
+            return self.call("map_filter_", iterable, guard_fn, body_fn)
+        helper = {"exists_one": "exists_one_"}.get(node.kind, node.kind + "_")
+        return self.call(helper, iterable, body_fn)
+
+    def fast_comprehension(
+        self, kind: str, name: str, iterable: ast.expr, body: ast.expr, guard: ast.expr | None
+    ) -> ast.expr:
+        target = ast.Name(name, ast.Store())
+        if kind in ("all", "exists"):
+            loop = ast.comprehension(target, iterable, [], 0)
+            generator = ast.GeneratorExp(body, [loop])
+            return ast.Call(ast.Name(kind.replace("exists", "any"), ast.Load()), [generator], [])
+        if kind == "exists_one":
+            loop = ast.comprehension(target, iterable, [body], 0)
+            count = ast.Call(
+                ast.Name("sum", ast.Load()), [ast.GeneratorExp(ast.Constant(1), [loop])], []
+            )
+            return ast.Compare(count, [ast.Eq()], [ast.Constant(1)])
+        if kind == "filter":
+            loop = ast.comprehension(target, iterable, [body], 0)
+            return ast.ListComp(ast.Name(name, ast.Load()), [loop])
+        loop = ast.comprehension(target, iterable, [guard] if guard is not None else [], 0)
+        return ast.ListComp(body, [loop])
+
+
+_MISSING = object()
+
+
+def _no_args() -> ast.arguments:
+    return ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[])
+
+
+def _bindings() -> ast.Name:
+    return ast.Name("_m", ast.Load())
+
+
+def _function(name: str, body: list[ast.stmt]) -> ast.FunctionDef:
+    arguments = ast.arguments(
+        posonlyargs=[], args=[ast.arg("_m")], kwonlyargs=[], kw_defaults=[], defaults=[]
+    )
+    return ast.FunctionDef(name, arguments, body, [], None, None)
+
+
+def _handler(kind: str, body: list[ast.stmt], *, bind: str | None = None) -> ast.ExceptHandler:
+    return ast.ExceptHandler(ast.Name(kind, ast.Load()), bind, body)
+
+
+def build_module(root: Node, checked: Checked) -> tuple[ast.Module, dict[str, Any]]:
+    """The Python module for one checked tree, and the globals it must run with."""
+    generator = _Generator(checked)
+    exact = generator.expr(root)
+    generator.fast = True
+    fast = generator.expr(root)
+    call_exact = ast.Call(ast.Name("_exact", ast.Load()), [_bindings()], [])
+    exact_fn = _function(
+        "_exact",
+        [
+            ast.Try(
+                [ast.Return(exact)],
+                [
+                    _handler("_EvaluationError", [ast.Raise(None, None)]),
+                    _handler(
+                        "Exception",
+                        [
+                            ast.Raise(
+                                ast.Call(
+                                    ast.Name("_convert", ast.Load()),
+                                    [ast.Name("_error", ast.Load())],
+                                    [],
+                                ),
+                                ast.Constant(None),
+                            )
+                        ],
+                        bind="_error",
+                    ),
+                ],
+                [],
+                [],
+            )
+        ],
+    )
+    generator.globals["Exception"] = Exception
+    evaluate_fn = _function(
+        "_evaluate",
+        [ast.Try([ast.Return(fast)], [_handler("_FALLBACK", [ast.Return(call_exact)])], [], [])],
+    )
+    module = ast.Module([exact_fn, evaluate_fn], [])
+    ast.fix_missing_locations(module)
+    return module, generator.globals
+
+
+def generate(root: Node, checked: Checked, *, filename: str = "<cel>") -> Callable[[Any], Any]:
+    """Compile ``root`` to a Python function of the bindings mapping."""
+    module, namespace = build_module(root, checked)
+    code = compile(module, filename, "exec")
+    exec(code, namespace)
+    function: Callable[[Any], Any] = namespace["_evaluate"]
+    return function
+
+
+def python_source(root: Node, checked: Checked) -> str:
+    """The generated module as Python source text, for auditing."""
+    module, _namespace = build_module(root, checked)
+    return ast.unparse(module)
