@@ -56,6 +56,7 @@ from trusswork.rules._codegen import generate
 from trusswork.rules._diagnostics import Diagnostic, RuleCheckError
 from trusswork.rules._explain import Explainer, Explanation
 from trusswork.rules._expression import parse_declarations
+from trusswork.rules._grammar import RESERVED
 from trusswork.rules._limits import check_limits
 from trusswork.rules._parser import Item, parse_expression, parse_file
 from trusswork.rules._rule import SEVERITIES, Rule
@@ -424,7 +425,7 @@ class _Compiler:
                 parts.append(found.group(0)[0])
                 continue
             try:
-                tree = self.inline(unit, parse_expression(found.group(1)), set())
+                tree = self.inline(unit, _placeholder(found.group(1)), set())
             except ParseError as error:
                 self.report(unit, base + found.start(), f"in message placeholder: {error.reason}")
                 continue
@@ -435,7 +436,7 @@ class _Compiler:
                         unit, base + found.start(), f"in message placeholder: {diagnostic.message}"
                     )
             if checked.ok:
-                parts.append(generate(tree, checked, filename="<message>"))
+                parts.append(generate(tree, checked, filename="<message>", exact_only=True))
         parts.append(template[position:])
         return _Template(parts)
 
@@ -472,6 +473,17 @@ def _text(value: Any) -> str:
         return str(_runtime.to_string(value))
     except EvaluationError:
         return str(value)
+
+
+_SIMPLE_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*")
+
+
+def _placeholder(text: str) -> Node:
+    """The tree of a message placeholder; a bare name (the usual case) skips the parser."""
+    simple = _SIMPLE_NAME.fullmatch(text)
+    if simple is not None and simple.group(1) not in RESERVED | {"true", "false", "null"}:
+        return Ident(simple.group(1), simple.start(1), simple.end(1))
+    return parse_expression(text)
 
 
 def _free_names(tree: Node) -> set[str]:
