@@ -270,6 +270,13 @@ class _Checker:
 
     def visit_Select(self, node: Select) -> Type:
         qualified = qualified_name(node)
+        if qualified in self.declarations and not self.is_local_root(node):
+            # A declared qualified name (``request.auth.claims``) is one variable.
+            assert qualified is not None
+            self.out.refs[id(node)] = "var"
+            self.out.variables.add(qualified)
+            kind = self.declarations[qualified]
+            return BOOL if node.test_only else kind
         if qualified in (TIMESTAMP_TYPE, DURATION_TYPE) and not self.is_variable_root(node):
             self.out.refs[id(node)] = "type"
             self.out.constants[id(node)] = _runtime.TYPES[qualified]
@@ -277,6 +284,11 @@ class _Checker:
         operand = self.visit(node.operand)
         result = self.field_type(node, operand)
         return BOOL if node.test_only else result
+
+    def is_local_root(self, node: Node) -> bool:
+        while isinstance(node, Select):
+            node = node.operand
+        return isinstance(node, Ident) and node.name in self.scopes
 
     def is_variable_root(self, node: Node) -> bool:
         while isinstance(node, Select):

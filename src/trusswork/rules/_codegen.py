@@ -47,7 +47,7 @@ from trusswork.rules._ast import (
     Select,
     Unary,
 )
-from trusswork.rules._checker import FUNCTIONS, OPERATORS, Checked
+from trusswork.rules._checker import FUNCTIONS, OPERATORS, Checked, qualified_name
 from trusswork.rules._types import NUMERIC, Type
 from trusswork.rules._values import INT64_MAX, INT64_MIN, EvaluationError
 
@@ -177,13 +177,16 @@ class _Generator:
             for name, python_name in reversed(self.scopes):
                 if name == node.name:
                     return ast.Name(python_name, ast.Load())
+        return self.variable(node.name)
+
+    def variable(self, name: str) -> ast.expr:
         if self.fast:
-            return ast.Subscript(_bindings(), ast.Constant(node.name), ast.Load())
-        return ast.Call(
-            ast.Name("_variable", ast.Load()), [_bindings(), ast.Constant(node.name)], []
-        )
+            return ast.Subscript(_bindings(), ast.Constant(name), ast.Load())
+        return ast.Call(ast.Name("_variable", ast.Load()), [_bindings(), ast.Constant(name)], [])
 
     def gen_Select(self, node: Select) -> ast.expr:
+        if self.checked.refs.get(id(node)) == "var" and not node.test_only:
+            return self.variable(qualified_name(node) or node.field)
         operand = self.expr(node.operand)
         field = ast.Constant(node.field)
         is_map = self.type(node.operand).kind == "map"

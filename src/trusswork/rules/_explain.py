@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trusswork.rules._ast import Binary, Conditional, Node, Unary, walk
-from trusswork.rules._checker import Checked
+from trusswork.rules._checker import Checked, qualified_name
 from trusswork.rules._codegen import generate
 from trusswork.rules._values import EvaluationError
 
@@ -170,7 +170,7 @@ class Explainer:
         refs = self.checked.refs
         for current in walk(node):
             if refs.get(id(current)) == "var" and id(current) not in self.checked.constants:
-                name = getattr(current, "name", None)
+                name = getattr(current, "name", None) or qualified_name(current)
                 if isinstance(name, str) and name not in names:
                     names[name] = bindings.get(name, _UNBOUND)
         return names

@@ -27,7 +27,7 @@ def parse_declarations(
         raise InvalidInput(f"{where}s must be a mapping of variable names to types")
     parsed: dict[str, Type] = {}
     for name, spec in declarations.items():
-        if not isinstance(name, str) or not name.isidentifier():
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
             raise InvalidInput(f"{where}: {name!r} is not a variable name")
         parsed[name] = parse_type(spec, where=f"{where} of {name!r}")
     return parsed

@@ -141,6 +141,23 @@ _NAMED: Final[dict[str, Type]] = {
     "list": list_of(DYN),
     "map": map_of(DYN, DYN),
     "type": type_of(DYN),
+    # Protobuf spellings, as cel-spec's type environments write them.
+    "int64": INT,
+    "int32": INT,
+    "sint64": INT,
+    "sint32": INT,
+    "sfixed64": INT,
+    "sfixed32": INT,
+    "uint64": UINT,
+    "uint32": UINT,
+    "fixed64": UINT,
+    "fixed32": UINT,
+    "float": DOUBLE,
+    "boolean": BOOL,
+    "google.protobuf.Any": DYN,
+    "google.protobuf.Value": DYN,
+    "google.protobuf.Struct": map_of(STRING, DYN),
+    "google.protobuf.ListValue": list_of(DYN),
 }
 
 _PYTHON: Final[dict[type, Type]] = {
@@ -230,7 +247,7 @@ def _parse_tokens(tokens: list[str], spec: str, where: str) -> tuple[Type, list[
         return map_of(params[0], params[1]), rest
     if name == "type" and params:
         return type_of(params[0]), rest
-    found = _NAMED.get(name)
+    found = _NAMED.get(name) or _NAMED.get(name.lower())
     if found is None or params:
         raise InvalidInput(f"{where}: unknown type {name!r}")
     return found, rest
