@@ -201,7 +201,9 @@ class _Checker:
         filename: str | None,
         strict: bool,
         constants: Mapping[str, tuple[Type, Any]],
+        origins: Mapping[int, tuple[str, str | None]],
     ) -> None:
+        self.origins = origins
         self.declarations = declarations
         self.source = source
         self.filename = filename
@@ -213,15 +215,12 @@ class _Checker:
     # -- reporting -----------------------------------------------------------
     def report(self, node: Node | int, message: str, *, warning: bool = False, code: str) -> None:
         offset = node if isinstance(node, int) else node.start
+        source, filename = self.source, self.filename
+        if not isinstance(node, int) and id(node) in self.origins:
+            # A node of a named sub-expression inlined from another file.
+            source, filename = self.origins[id(node)]
         self.out.diagnostics.append(
-            Diagnostic(
-                "warning" if warning else "error",
-                message,
-                self.source,
-                offset,
-                self.filename,
-                code,
-            )
+            Diagnostic("warning" if warning else "error", message, source, offset, filename, code)
         )
 
     def mismatch(self, node: Node, message: str) -> Type:
@@ -344,6 +343,11 @@ class _Checker:
             key_type = kind if key_type is None else join(key_type, kind)
             value_kind = self.visit(value)
             value_type = value_kind if value_type is None else join(value_type, value_kind)
+        constants = self.out.constants
+        if all(id(key) in constants and id(value) in constants for key, value in node.entries):
+            pairs = [(constants[id(key)], constants[id(value)]) for key, value in node.entries]
+            with contextlib.suppress(EvaluationError):
+                constants[id(node)] = _runtime.make_map(pairs)
         return map_of(key_type or DYN, value_type or DYN)
 
     def visit_Unary(self, node: Unary) -> Type:
@@ -663,10 +667,21 @@ def check(
     *,
     filename: str | None = None,
     constants: Mapping[str, tuple[Type, Any]] | None = None,
+    origins: Mapping[int, tuple[str, str | None]] | None = None,
 ) -> Checked:
-    """Check ``node`` against ``declarations`` (``None``: everything is a ``dyn`` variable)."""
+    """Check ``node`` against ``declarations`` (``None``: everything is a ``dyn`` variable).
+
+    ``constants`` names values (a rule file's ``const`` items); ``origins`` maps
+    nodes that came from another text (an imported ``let``) to that text and its
+    file name, so findings inside them point there.
+    """
     checker = _Checker(
-        declarations or {}, source, filename, declarations is not None, constants or {}
+        declarations or {},
+        source,
+        filename,
+        declarations is not None,
+        constants or {},
+        origins or {},
     )
     checker.local_types = []
     checker.visit(node)

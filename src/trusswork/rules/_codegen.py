@@ -23,12 +23,13 @@ Safety: the generated code reads its inputs only through ``_m[...]``
 subscripts and calls only the helpers placed in its globals; field selection
 compiles to subscripts, never to attribute access, and CEL names never become
 Python names (comprehension variables are renamed ``_v0``, ``_v1``, ...). The
-globals hold no ``__builtins__`` beyond ``len``, ``all``, ``any`` and ``sum``.
+globals hold no ``__builtins__`` beyond ``len``, ``all``, ``any``, ``sum`` and ``type``.
 """
 
 from __future__ import annotations
 
 import ast
+import datetime as _dt
 from collections.abc import Callable
 from typing import Any
 
@@ -49,14 +50,22 @@ from trusswork.rules._ast import (
 )
 from trusswork.rules._checker import FUNCTIONS, OPERATORS, Checked, qualified_name
 from trusswork.rules._types import NUMERIC, Type
-from trusswork.rules._values import INT64_MAX, INT64_MIN, EvaluationError
+from trusswork.rules._values import (
+    DURATION_TYPE,
+    INT64_MAX,
+    INT64_MIN,
+    TIMESTAMP_TYPE,
+    EvaluationError,
+    UInt,
+)
 
 __all__ = ["FALLBACK", "generate", "python_source"]
 
 # What sends the fast path to the exact one: CEL errors and whatever Python raises
 # when a value is not what the static types promised.
-FALLBACK = (
+FALLBACK: tuple[type[BaseException], ...] = (
     EvaluationError,
+    RecursionError,
     KeyError,
     IndexError,
     TypeError,
@@ -64,9 +73,9 @@ FALLBACK = (
     ZeroDivisionError,
     OverflowError,
     AttributeError,
-)
+)  # TypeMismatch joins below, once defined
 
-_SAFE_BUILTINS = {"len": len, "all": all, "any": any, "sum": sum}
+_SAFE_BUILTINS: dict[str, Any] = {"len": len, "all": all, "any": any, "sum": sum}
 _PRIMITIVE_ORDER = frozenset({"int", "uint", "double", "string", "bytes", "bool"})
 _ORDERED_SAME = frozenset({"string", "bytes", "bool"})
 _TIME = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
@@ -125,6 +134,8 @@ class _Generator:
         self.counter = 0
         self.in_iterable = 0
         self.fast = False
+        # Fast path only: input name -> (local variable, static type), read once up front.
+        self.inputs: dict[str, tuple[str, Type]] = {}
 
     # -- names ------------------------------------------------------------------
     def helper(self, name: str) -> ast.Name:
@@ -177,16 +188,19 @@ class _Generator:
             for name, python_name in reversed(self.scopes):
                 if name == node.name:
                     return ast.Name(python_name, ast.Load())
-        return self.variable(node.name)
+        return self.variable(node.name, self.type(node))
 
-    def variable(self, name: str) -> ast.expr:
+    def variable(self, name: str, kind: Type) -> ast.expr:
         if self.fast:
-            return ast.Subscript(_bindings(), ast.Constant(name), ast.Load())
+            entry = self.inputs.get(name)
+            if entry is None:
+                entry = self.inputs[name] = (f"_i{len(self.inputs)}", kind)
+            return ast.Name(entry[0], ast.Load())
         return ast.Call(ast.Name("_variable", ast.Load()), [_bindings(), ast.Constant(name)], [])
 
     def gen_Select(self, node: Select) -> ast.expr:
         if self.checked.refs.get(id(node)) == "var" and not node.test_only:
-            return self.variable(qualified_name(node) or node.field)
+            return self.variable(qualified_name(node) or node.field, self.type(node))
         operand = self.expr(node.operand)
         field = ast.Constant(node.field)
         is_map = self.type(node.operand).kind == "map"
@@ -433,8 +447,59 @@ def _fast_function(root: Node, checked: Checked) -> tuple[ast.FunctionDef, dict[
     fast = generator.expr(root)
     call_exact = ast.Call(ast.Name("_exact", ast.Load()), [_bindings()], [])
     handler = _handler("_FALLBACK", [ast.Return(call_exact)])
-    body: list[ast.stmt] = [ast.Try([ast.Return(fast)], [handler], [], [])]
-    return _function("_evaluate", body), generator.globals
+    body: list[ast.stmt] = [*_read_inputs(generator), ast.Return(fast)]
+    return _function("_evaluate", [ast.Try(body, [handler], [], [])]), generator.globals
+
+
+class TypeMismatch(Exception):
+    """An input's value is not of its declared type: the fast path hands over to the exact one."""
+
+
+# The Python class a value of each static type must have for the fast path to apply.
+_CLASSES: dict[str, type] = {
+    "int": int,
+    "uint": UInt,
+    "double": float,
+    "string": str,
+    "bytes": bytes,
+    "bool": bool,
+    "list": list,
+    "map": dict,
+    TIMESTAMP_TYPE: _dt.datetime,
+    DURATION_TYPE: _dt.timedelta,
+}
+
+
+FALLBACK += (TypeMismatch,)
+
+
+def _read_inputs(generator: _Generator) -> list[ast.stmt]:
+    """Read each input once into a local, then check every declared type in one test.
+
+    The fast path's plain Python operators are only right for values of the
+    declared types (a ``str`` bound to a ``list(string)`` input would make ``in``
+    a substring test), so any other value, or a missing one, raises
+    :class:`TypeMismatch` and the exact path evaluates instead.
+    """
+    statements: list[ast.stmt] = []
+    mismatches: list[ast.expr] = []
+    for name, (local, kind) in generator.inputs.items():
+        read = ast.Subscript(_bindings(), ast.Constant(name), ast.Load())
+        statements.append(ast.Assign([ast.Name(local, ast.Store())], read))
+        cls = _CLASSES.get(kind.kind)
+        if cls is None:
+            continue
+        key = f"_c_{cls.__name__}"
+        generator.globals[key] = cls
+        actual = ast.Call(ast.Name("type", ast.Load()), [ast.Name(local, ast.Load())], [])
+        mismatches.append(ast.Compare(actual, [ast.IsNot()], [ast.Name(key, ast.Load())]))
+    if mismatches:
+        test = mismatches[0] if len(mismatches) == 1 else ast.BoolOp(ast.Or(), mismatches)
+        raise_it = ast.Raise(ast.Name("_TypeMismatch", ast.Load()), None)
+        statements.append(ast.If(test, [raise_it], []))
+        generator.globals["_TypeMismatch"] = TypeMismatch
+        generator.globals["__builtins__"]["type"] = type
+    return statements
 
 
 def _load(function: ast.FunctionDef, namespace: dict[str, Any], filename: str) -> Any:

@@ -175,7 +175,7 @@ class _Compiler:
         self.constants: dict[str, tuple[Type, Any]] = {}
         self.lets: dict[str, Node] = {}
         self.labels: dict[int, str] = {}
-        self.sources: dict[int, str] = {}
+        self.origins: dict[int, tuple[str, str | None]] = {}
         self.loading: list[str] = []
         self.loaded: set[str] = set()
 
@@ -235,6 +235,10 @@ class _Compiler:
     def import_(self, unit: _Unit, item: Item) -> None:
         try:
             imported = self.loader(item.name, unit.filename)
+        except UnicodeDecodeError as error:
+            reason = f"not UTF-8 text ({error.reason} at byte {error.start})"
+            self.report(unit, item.offset, f"cannot import {item.name!r}: {reason}")
+            return
         except (OSError, InvalidInput) as error:
             self.report(unit, item.offset, f"cannot import {item.name!r}: {error}")
             return
@@ -280,14 +284,19 @@ class _Compiler:
             return
         tree = self.inline(unit, item.value, set())
         checked = check(
-            tree, self.schema, unit.source, filename=unit.filename, constants=self.constants
+            tree,
+            self.schema,
+            unit.source,
+            filename=unit.filename,
+            constants=self.constants,
+            origins=self.origins,
         )
         self.diagnostics.extend(item for item in checked.diagnostics if item.severity == "error")
         if checked.ok:
             self.lets[item.name] = tree
             self.labels[id(tree)] = item.name
             for node in walk(tree):
-                self.sources.setdefault(id(node), unit.source)
+                self.origins.setdefault(id(node), (unit.source, unit.filename))
 
     # -- let substitution -----------------------------------------------------------
     def inline(self, unit: _Unit, node: Node, scope: set[str]) -> Node:
@@ -359,7 +368,12 @@ class _Compiler:
         message = self.message(unit, fields.get("message"))
         when = self.inline(unit, fields["when"].value, set())
         checked = check(
-            when, self.schema, unit.source, filename=unit.filename, constants=self.constants
+            when,
+            self.schema,
+            unit.source,
+            filename=unit.filename,
+            constants=self.constants,
+            origins=self.origins,
         )
         kind = checked.type(when)
         if kind.kind not in ("bool", "dyn"):
@@ -368,7 +382,9 @@ class _Compiler:
         self.diagnostics.extend(checked.diagnostics)
         if not checked.ok or self.failed:
             return None
-        sources = {id(node): self.sources.get(id(node), unit.source) for node in walk(when)}
+        sources = {
+            id(node): self.origins[id(node)][0] for node in walk(when) if id(node) in self.origins
+        }
         explainer = Explainer(when, checked, unit.source, labels=self.labels, sources=sources)
         return Rule(
             item.name,
@@ -563,9 +579,11 @@ def compile_rules(
     items = compiler.shared(unit, imported=False)
     names: set[str] = set()
     rules = [compiler.rule(unit, item, names) for item in items]
+    # A finding inside a let is met again at every rule that uses it: report it once.
+    findings = list(dict.fromkeys(compiler.diagnostics))
     if compiler.failed:
-        raise RuleCheckError(compiler.diagnostics)
-    warnings = [item for item in compiler.diagnostics if item.severity == "warning"]
+        raise RuleCheckError(findings)
+    warnings = [item for item in findings if item.severity == "warning"]
     return RuleSet([rule for rule in rules if rule is not None], compiler.schema, warnings)
 
 
