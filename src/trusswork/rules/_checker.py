@@ -470,7 +470,9 @@ class _Checker:
         """Warn when the comparisons of one name in an ``&&`` chain exclude every value."""
         if self.out.is_constant(node):
             return
-        bounds: dict[str, list[float]] = {}
+        # Bounds stay ints or floats as written: Python compares the two exactly,
+        # where converting 2**53 + 1 to a float would not.
+        bounds: dict[str, list[float | int]] = {}
         for term in _chain(node, "&&"):
             found = _bound(term, self.out.constants)
             if found is None:
@@ -644,7 +646,7 @@ def _chain(node: Node, op: str) -> list[Node]:
     return [node]
 
 
-def _bound(term: Node, constants: Mapping[int, Any]) -> tuple[str, str, float] | None:
+def _bound(term: Node, constants: Mapping[int, Any]) -> tuple[str, str, float | int] | None:
     """``(name, op, number)`` for ``name op number`` or ``number op name``, else ``None``."""
     if not isinstance(term, Binary) or term.op not in _FLIP or term.op == "!=":
         return None
@@ -657,7 +659,7 @@ def _bound(term: Node, constants: Mapping[int, Any]) -> tuple[str, str, float] |
         return None
     if not isinstance(value, int | float) or (isinstance(value, float) and math.isnan(value)):
         return None
-    return name, op, float(value)
+    return name, op, value
 
 
 def check(

@@ -19,8 +19,9 @@ compiled on first use and cached on the rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trusswork.rules._ast import Binary, Conditional, Node, Unary, walk
@@ -125,6 +126,10 @@ class Explainer:
 
     def explain(self, name: str, bindings: Mapping[str, Any]) -> Explanation:
         root = self.condition(self.tree, bindings)
+        if root.error is None and not isinstance(root.value, bool):
+            # As Rule.evaluate does: a condition that is not a bool is an error.
+            kind = type(root.value).__name__
+            root = replace(root, error=f"the condition evaluated to a {kind}, not a bool")
         return Explanation(name, root.error is None and root.value is True, root)
 
     def condition(self, node: Node, bindings: Mapping[str, Any]) -> Condition:
@@ -196,6 +201,8 @@ def _show(value: Any) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # strict JSON has no NaN or infinity
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list | tuple):

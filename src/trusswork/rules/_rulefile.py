@@ -576,6 +576,8 @@ def compile_rules(
     declared = parse_declarations(schema, where="schema entry") or {}
     unit = _parse_unit(source, filename)
     compiler = _Compiler(declared, _file_loader(Path(base_dir) if base_dir else None))
+    # The root file counts as loading, so an import that leads back to it is a cycle.
+    compiler.loading.append(str(Path(filename).resolve()) if filename else "<input>")
     items = compiler.shared(unit, imported=False)
     names: set[str] = set()
     rules = [compiler.rule(unit, item, names) for item in items]
