@@ -10,9 +10,7 @@ numeric rule over numpy arrays through a Numba kernel, compiled on first use.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from trusswork.core.errors import InvalidInput
 from trusswork.rules._ast import Node
@@ -24,6 +22,9 @@ from trusswork.rules._expression import parse_declarations
 from trusswork.rules._limits import check_limits
 from trusswork.rules._parser import parse_expression
 from trusswork.rules._values import EvaluationError, cel_type_name
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["SEVERITIES", "Rule", "compile"]
 
@@ -130,6 +131,8 @@ class Rule:
         numpy.ndarray
             One bool per row.
         """
+        import numpy as np
+
         data = dict(columns or {}, **arrays)
         kernel = self._numeric_kernel()
         if kernel is not None:
@@ -158,8 +161,9 @@ class Rule:
 
 
 def _scalar(value: Any) -> Any:
+    """A numpy scalar as the Python value CEL expects (``np.int64(3)`` -> ``3``)."""
     item = getattr(value, "item", None)
-    return item() if item is not None and isinstance(value, np.generic) else value
+    return item() if item is not None and type(value).__module__ == "numpy" else value
 
 
 def compile(
