@@ -72,6 +72,9 @@ SECTIONS: tuple[DemoSection, ...] = (
     DemoSection(
         "http", "HTTP server: load against uvicorn, smuggling refused", "trusswork.cli._http_demo"
     ),
+    DemoSection(
+        "rules", "Rules DSL: compile, explain, check, Numba JIT", "trusswork.cli._rules_demo"
+    ),
 )
 
 
