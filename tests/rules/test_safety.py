@@ -213,14 +213,15 @@ _FIXED_NAMES = {
     "_EvaluationError",
     "_FALLBACK",
     "Exception",
-    "_TypeMismatch",
-    "type",
+    "_type",
+    "_mismatch",
+    "_typed",
     "len",
     "all",
     "any",
     "sum",
 }
-# Locals: comprehension variables, temporaries, constants, inputs read once (_i0) and
+# Locals: comprehension variables, temporaries, constants, checked inputs (_i0) and
 # the classes the fast path checks inputs against (_c_int, _c_str, ...).
 _LOCAL_NAME = re.compile(
     r"_[vtki][0-9]+|_c_(?:int|UInt|float|str|bytes|bool|list|dict|datetime|timedelta)"

@@ -23,7 +23,7 @@ Safety: the generated code reads its inputs only through ``_m[...]``
 subscripts and calls only the helpers placed in its globals; field selection
 compiles to subscripts, never to attribute access, and CEL names never become
 Python names (comprehension variables are renamed ``_v0``, ``_v1``, ...). The
-globals hold no ``__builtins__`` beyond ``len``, ``all``, ``any``, ``sum`` and ``type``.
+globals hold no ``__builtins__`` beyond ``len``, ``all``, ``any`` and ``sum``.
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ class _Generator:
         self.counter = 0
         self.in_iterable = 0
         self.fast = False
-        # Fast path only: input name -> (local variable, static type), read once up front.
-        self.inputs: dict[str, tuple[str, Type]] = {}
+        # Fast path only: input name -> the local its checked value is bound to.
+        self.inputs: dict[str, str] = {}
 
     # -- names ------------------------------------------------------------------
     def helper(self, name: str) -> ast.Name:
@@ -191,12 +191,31 @@ class _Generator:
         return self.variable(node.name, self.type(node))
 
     def variable(self, name: str, kind: Type) -> ast.expr:
-        if self.fast:
-            entry = self.inputs.get(name)
-            if entry is None:
-                entry = self.inputs[name] = (f"_i{len(self.inputs)}", kind)
-            return ast.Name(entry[0], ast.Load())
-        return ast.Call(ast.Name("_variable", ast.Load()), [_bindings(), ast.Constant(name)], [])
+        read = ast.Subscript(_bindings(), ast.Constant(name), ast.Load())
+        if not self.fast:
+            return ast.Call(
+                ast.Name("_variable", ast.Load()), [_bindings(), ast.Constant(name)], []
+            )
+        cls = _CLASSES.get(kind.kind)
+        if cls is None:
+            return read
+        # The fast path's plain operators are only right for values of the declared type
+        # (a str bound to a list(string) input would make `in` a substring test): each
+        # read checks the type, and any other value hands over to the exact path.
+        key = f"_c_{cls.__name__}"
+        self.globals[key] = cls
+        self.globals["_type"] = type
+        self.globals["_mismatch"] = mismatch
+        if self.in_iterable:  # no walrus in a comprehension's iterable: check in a call
+            self.globals["_typed"] = typed
+            return ast.Call(ast.Name("_typed", ast.Load()), [read, ast.Name(key, ast.Load())], [])
+        local = self.inputs.setdefault(name, f"_i{len(self.inputs)}")
+        actual = ast.Call(
+            ast.Name("_type", ast.Load()), [ast.NamedExpr(ast.Name(local, ast.Store()), read)], []
+        )
+        test = ast.Compare(actual, [ast.Is()], [ast.Name(key, ast.Load())])
+        failed = ast.Call(ast.Name("_mismatch", ast.Load()), [], [])
+        return ast.IfExp(test, ast.Name(local, ast.Load()), failed)
 
     def gen_Select(self, node: Select) -> ast.expr:
         if self.checked.refs.get(id(node)) == "var" and not node.test_only:
@@ -447,7 +466,7 @@ def _fast_function(root: Node, checked: Checked) -> tuple[ast.FunctionDef, dict[
     fast = generator.expr(root)
     call_exact = ast.Call(ast.Name("_exact", ast.Load()), [_bindings()], [])
     handler = _handler("_FALLBACK", [ast.Return(call_exact)])
-    body: list[ast.stmt] = [*_read_inputs(generator), ast.Return(fast)]
+    body: list[ast.stmt] = [ast.Return(fast)]
     return _function("_evaluate", [ast.Try(body, [handler], [], [])]), generator.globals
 
 
@@ -473,33 +492,15 @@ _CLASSES: dict[str, type] = {
 FALLBACK += (TypeMismatch,)
 
 
-def _read_inputs(generator: _Generator) -> list[ast.stmt]:
-    """Read each input once into a local, then check every declared type in one test.
+def mismatch() -> Any:
+    raise TypeMismatch
 
-    The fast path's plain Python operators are only right for values of the
-    declared types (a ``str`` bound to a ``list(string)`` input would make ``in``
-    a substring test), so any other value, or a missing one, raises
-    :class:`TypeMismatch` and the exact path evaluates instead.
-    """
-    statements: list[ast.stmt] = []
-    mismatches: list[ast.expr] = []
-    for name, (local, kind) in generator.inputs.items():
-        read = ast.Subscript(_bindings(), ast.Constant(name), ast.Load())
-        statements.append(ast.Assign([ast.Name(local, ast.Store())], read))
-        cls = _CLASSES.get(kind.kind)
-        if cls is None:
-            continue
-        key = f"_c_{cls.__name__}"
-        generator.globals[key] = cls
-        actual = ast.Call(ast.Name("type", ast.Load()), [ast.Name(local, ast.Load())], [])
-        mismatches.append(ast.Compare(actual, [ast.IsNot()], [ast.Name(key, ast.Load())]))
-    if mismatches:
-        test = mismatches[0] if len(mismatches) == 1 else ast.BoolOp(ast.Or(), mismatches)
-        raise_it = ast.Raise(ast.Name("_TypeMismatch", ast.Load()), None)
-        statements.append(ast.If(test, [raise_it], []))
-        generator.globals["_TypeMismatch"] = TypeMismatch
-        generator.globals["__builtins__"]["type"] = type
-    return statements
+
+def typed(value: Any, cls: type) -> Any:
+    """``value`` if it is exactly a ``cls``; :class:`TypeMismatch` otherwise."""
+    if type(value) is not cls:
+        raise TypeMismatch
+    return value
 
 
 def _load(function: ast.FunctionDef, namespace: dict[str, Any], filename: str) -> Any:
