@@ -36,7 +36,7 @@ import numpy as np
 from trusswork.core.errors import InvalidInput
 from trusswork.rules._ast import Binary, Call, Conditional, Ident, Node, Unary
 from trusswork.rules._checker import Checked
-from trusswork.rules._values import EvaluationError
+from trusswork.rules._values import INT64_MAX, INT64_MIN, EvaluationError
 
 __all__ = ["PARALLEL_ROWS", "NumericKernel", "numeric_kernel"]
 
@@ -253,7 +253,7 @@ class _Generator:
             else:
                 self.emit(f"{result} = {value}")
                 self.emit(f"{failed} = {error}")
-        combined = " or ".join([failed, *(item for item in errors if item is not None)])
+        combined = " | ".join([failed, *(item for item in errors if item is not None)])
         if combined != failed:
             self.emit(f"{failed} = {combined}")
         return result, failed
@@ -274,9 +274,45 @@ class _Generator:
             result = self.temp()
             self.emit(f"{result} = {left} {op} {right}")
             return result, error
+        if kind == "int" and op == "*":
+            for operand, factor, operand_error in (
+                (left, self.literal(node.right), left_error),
+                (right, self.literal(node.left), right_error),
+            ):
+                if factor is not None:
+                    return self.scaled(operand, factor, operand_error)
         if kind == "int":
             return self.checked_call(_INT_HELPERS[op], [left, right], [left_error, right_error])
         raise _NotNumeric
+
+    def literal(self, node: Node) -> int | None:
+        """The value of an int constant operand, else ``None``."""
+        value = self.checked.constants.get(id(node))
+        return value if type(value) is int else None
+
+    def scaled(self, operand: str, factor: int, operand_error: str | None) -> tuple[str, str]:
+        """``operand * factor`` for a constant factor: overflow is a range check on the operand.
+
+        ``a * k`` fits in int64 exactly when ``a`` lies in ``[low, high]``, bounds computed
+        here with Python's exact integers; the check compiles to two compares, no branch.
+        """
+        result, failed = self.temp(), self.temp("e")
+        self.emit(f"{result} = _i64(_u64({operand}) * _u64({self.constant(factor, 'int')}))")
+        if factor == 0:
+            self.emit(f"{failed} = False")
+        else:
+            if factor > 0:
+                low, high = -((-INT64_MIN) // factor), INT64_MAX // factor
+            else:
+                low, high = -(INT64_MAX // -factor), INT64_MIN // factor
+            low, high = max(low, INT64_MIN), min(high, INT64_MAX)
+            self.emit(
+                f"{failed} = ({operand} < {self.constant(low, 'int')}) | "
+                f"({operand} > {self.constant(high, 'int')})"
+            )
+        if operand_error is not None:
+            self.emit(f"{failed} = {failed} | {operand_error}")
+        return result, failed
 
     def compare(self, op: str, left: str, left_kind: str, right: str, right_kind: str) -> str:
         if left_kind == right_kind:
@@ -294,7 +330,6 @@ class _Generator:
             raise _NotNumeric
         left, left_error = self.expr(node.left)
         right, right_error = self.expr(node.right)
-        absorbing = "not " if node.op == "&&" else ""
         value = self.temp()
         # Bitwise on bools: both sides are computed anyway, and no branch keeps the loop
         # vectorisable.
@@ -303,14 +338,16 @@ class _Generator:
             return value, None
         # An operand that is known (no error) and equal to the absorbing value decides the
         # result whatever the other side did; otherwise any error on either side stands.
-        decided = " or ".join(
-            f"(not {failed} and {absorbing}{operand})"
+        # Written with & | ^ on bools, not and/or/not: no branches, so the loop vectorises.
+        flip = " ^ True" if node.op == "&&" else ""
+        decided = " | ".join(
+            f"(({failed} ^ True) & ({operand}{flip}))"
             if failed is not None
-            else f"({absorbing}{operand})"
+            else f"({operand}{flip})"
             for operand, failed in ((left, left_error), (right, right_error))
         )
         error = self.temp("e")
-        self.emit(f"{error} = ({_either(left_error, right_error)}) and not ({decided})")
+        self.emit(f"{error} = ({_either(left_error, right_error)}) & (({decided}) ^ True)")
         return value, error
 
     def conditional(self, node: Conditional) -> tuple[str, str | None]:
@@ -548,7 +585,7 @@ def numeric_kernel(
     lines.append(f"        out[i] = {value}")
     if error is not None:
         lines.append(f"        failed[i] = {error}")
-        lines.append(f"        count += 1 if {error} else 0")
+        lines.append(f"        count += {error}")
     lines.append("    return count")
     return NumericKernel(
         variables,
