@@ -54,6 +54,7 @@ from trusswork.rules._types import (
     NUMERIC,
     STRING,
     TIMESTAMP,
+    TYPE_IDENTIFIERS,
     UINT,
     Type,
     join,
@@ -132,20 +133,7 @@ for _name, _helper in (
         _overloads.append((_DUR, (), INT))
     FUNCTIONS[_name] = (_helper, _overloads)
 
-TYPE_NAMES: dict[str, Type] = {
-    "int": INT,
-    "uint": UINT,
-    "double": DOUBLE,
-    "string": STRING,
-    "bytes": BYTES,
-    "bool": BOOL,
-    "null_type": NULL,
-    "list": list_of(DYN),
-    "map": map_of(DYN, DYN),
-    "type": type_of(DYN),
-    TIMESTAMP_TYPE: TIMESTAMP,
-    DURATION_TYPE: DURATION,
-}
+TYPE_NAMES = TYPE_IDENTIFIERS
 
 _ORDERED = frozenset({"string", "bytes", "bool", TIMESTAMP_TYPE, DURATION_TYPE})
 _MAP_KEYS = frozenset({"int", "uint", "bool", "string", "dyn"})

@@ -51,7 +51,7 @@ from trusswork.rules._ast import (
     Unary,
     walk,
 )
-from trusswork.rules._checker import check
+from trusswork.rules._checker import Checked, check
 from trusswork.rules._codegen import generate
 from trusswork.rules._diagnostics import Diagnostic, RuleCheckError
 from trusswork.rules._explain import Explainer, Explanation
@@ -283,7 +283,17 @@ class _Compiler:
         if self.taken(unit, item):
             return
         tree = self.inline(unit, item.value, set())
-        checked = check(
+        checked = self.check(tree, unit)
+        self.diagnostics.extend(item for item in checked.diagnostics if item.severity == "error")
+        if checked.ok:
+            self.lets[item.name] = tree
+            self.labels[id(tree)] = item.name
+            for node in walk(tree):
+                self.origins.setdefault(id(node), (unit.source, unit.filename))
+
+    def check(self, tree: Node, unit: _Unit) -> Checked:
+        """Check a tree of ``unit`` against the schema, the consts and the lets' origins."""
+        return check(
             tree,
             self.schema,
             unit.source,
@@ -291,12 +301,6 @@ class _Compiler:
             constants=self.constants,
             origins=self.origins,
         )
-        self.diagnostics.extend(item for item in checked.diagnostics if item.severity == "error")
-        if checked.ok:
-            self.lets[item.name] = tree
-            self.labels[id(tree)] = item.name
-            for node in walk(tree):
-                self.origins.setdefault(id(node), (unit.source, unit.filename))
 
     # -- let substitution -----------------------------------------------------------
     def inline(self, unit: _Unit, node: Node, scope: set[str]) -> Node:
@@ -367,14 +371,7 @@ class _Compiler:
         tags = self.tags(unit, fields.get("tags"))
         message = self.message(unit, fields.get("message"))
         when = self.inline(unit, fields["when"].value, set())
-        checked = check(
-            when,
-            self.schema,
-            unit.source,
-            filename=unit.filename,
-            constants=self.constants,
-            origins=self.origins,
-        )
+        checked = self.check(when, unit)
         kind = checked.type(when)
         if kind.kind not in ("bool", "dyn"):
             self.report(unit, when.start, f"a rule's condition must be a bool, not {kind}")

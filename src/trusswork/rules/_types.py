@@ -31,6 +31,7 @@ __all__ = [
     "NUMERIC",
     "STRING",
     "TIMESTAMP",
+    "TYPE_IDENTIFIERS",
     "UINT",
     "Type",
     "join",
@@ -123,7 +124,8 @@ def join(first: Type, second: Type) -> Type:
 
 _NULLABLE = frozenset({"dyn"})
 
-_NAMED: Final[dict[str, Type]] = {
+# The identifiers that denote types in CEL expressions (``type(x) == int``).
+TYPE_IDENTIFIERS: Final[dict[str, Type]] = {
     "int": INT,
     "uint": UINT,
     "double": DOUBLE,
@@ -131,16 +133,21 @@ _NAMED: Final[dict[str, Type]] = {
     "bytes": BYTES,
     "bool": BOOL,
     "null_type": NULL,
+    "list": list_of(DYN),
+    "map": map_of(DYN, DYN),
+    "type": type_of(DYN),
+    TIMESTAMP_TYPE: TIMESTAMP,
+    DURATION_TYPE: DURATION,
+}
+
+# What declarations may name: the type identifiers and their common spellings.
+_NAMED: Final[dict[str, Type]] = {
+    **TYPE_IDENTIFIERS,
     "null": NULL,
     "dyn": DYN,
     "any": DYN,
     "timestamp": TIMESTAMP,
-    TIMESTAMP_TYPE: TIMESTAMP,
     "duration": DURATION,
-    DURATION_TYPE: DURATION,
-    "list": list_of(DYN),
-    "map": map_of(DYN, DYN),
-    "type": type_of(DYN),
     # Protobuf spellings, as cel-spec's type environments write them.
     "int64": INT,
     "int32": INT,
