@@ -428,7 +428,7 @@ class _Compiler:
             )
             return None
         template = str(node.value)
-        parts: list[str | Callable[[Any], Any]] = []
+        parts: list[str | _Placeholder] = []
         position = 0
         base = node.start + 1
         for found in _PLACEHOLDER.finditer(template):
@@ -449,17 +449,37 @@ class _Compiler:
                         unit, base + found.start(), f"in message placeholder: {diagnostic.message}"
                     )
             if checked.ok:
-                parts.append(generate(tree, checked, filename="<message>", exact_only=True))
+                parts.append(_Placeholder(tree, checked))
         parts.append(template[position:])
         return _Template(parts)
 
 
+class _Placeholder:
+    """One checked ``{expression}`` of a message, compiled when a message is first rendered.
+
+    Messages render only for matches, so a file of many rules compiles its
+    placeholders on demand instead of all up front.
+    """
+
+    __slots__ = ("checked", "function", "tree")
+
+    def __init__(self, tree: Node, checked: Checked) -> None:
+        self.tree = tree
+        self.checked = checked
+        self.function: Callable[[Any], Any] | None = None
+
+    def __call__(self, inputs: Mapping[str, Any]) -> Any:
+        if self.function is None:
+            self.function = generate(self.tree, self.checked, filename="<message>", exact_only=True)
+        return self.function(inputs)
+
+
 class _Template:
-    """A message template: literal text and compiled ``{expression}`` placeholders."""
+    """A message template: literal text and ``{expression}`` placeholders."""
 
     __slots__ = ("parts",)
 
-    def __init__(self, parts: list[str | Callable[[Any], Any]]) -> None:
+    def __init__(self, parts: list[str | _Placeholder]) -> None:
         self.parts = parts
 
     def __call__(self, inputs: Mapping[str, Any]) -> str:
