@@ -134,11 +134,20 @@ def test_without_declarations_every_name_is_a_dynamic_input() -> None:
     assert expression.evaluate({"status": 2, "other": True}) is True
 
 
-def test_undeclared_function_is_an_error_even_without_declarations() -> None:
-    errors = check_errors("frobnicate(1) || x.wibble()", None)
+def test_undeclared_function_is_a_static_error_with_declarations() -> None:
+    errors = check_errors("frobnicate(x) || x.wibble()", {"x": "int"})
     assert codes(errors) == ["undeclared", "undeclared"]
     assert "function 'frobnicate'" in errors[0].message
     assert "function 'wibble'" in errors[1].message
+
+
+def test_undeclared_function_is_a_runtime_error_when_unchecked() -> None:
+    # As CEL prescribes for unchecked expressions: an error that || may absorb.
+    assert compile_expression("frobnicate(1) || true").evaluate({}) is True
+    with pytest.raises(EvaluationError) as caught:
+        compile_expression("x.wibble() && true").evaluate({"x": 1})
+    assert caught.value.kind == "no matching overload"
+    assert "'wibble'" in str(caught.value)
 
 
 # -- type errors ------------------------------------------------------------------

@@ -101,17 +101,22 @@ def test_selection_on_an_arbitrary_object_does_not_read_its_attributes() -> None
         "getattr(x, 'y')",
         "vars(x)",
         "x.__getattribute__('y')",
+        "x.__class__()",
         "x.format('{0.__class__}')",
         "'{0.__class__}'.format(x)",
     ],
 )
 def test_python_builtins_and_methods_are_undeclared_functions(expr: str) -> None:
+    # Checked, each is a compile error; unchecked, a CEL runtime error: never a Python call.
     with pytest.raises(RuleCheckError) as caught:
-        compile_expression(expr)
+        compile_expression(expr, {"x": "dyn"})
     assert [item.code for item in caught.value.errors] == ["undeclared"]
+    with pytest.raises(EvaluationError) as raised:
+        compile_expression(expr).evaluate({"x": {"y": 1}})
+    assert raised.value.kind == "no matching overload"
 
 
-@pytest.mark.parametrize("expr", ["().__class__", "x.__class__()", "lambda: 1", "x[1:2]"])
+@pytest.mark.parametrize("expr", ["().__class__", "lambda: 1", "x[1:2]"])
 def test_python_syntax_is_a_parse_error(expr: str) -> None:
     with pytest.raises(ParseError):
         compile_expression(expr)

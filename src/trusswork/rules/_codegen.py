@@ -105,6 +105,13 @@ def variable(bindings: Any, name: str) -> Any:
         ) from None
 
 
+def undeclared(name: str, *args: Any) -> Any:
+    """A call of a function CEL does not know, in an expression compiled unchecked."""
+    raise EvaluationError(
+        f"no matching overload: function '{name}' is not declared", kind="no matching overload"
+    )
+
+
 def overflow() -> Any:
     raise EvaluationError("integer overflow", kind="overflow")
 
@@ -329,9 +336,14 @@ class _Generator:
         )
 
     def gen_Call(self, node: Call) -> ast.expr:
-        helper, _overloads = FUNCTIONS[node.function]
         operands = ([node.target] if node.target is not None else []) + node.args
         args = [self.expr(operand) for operand in operands]
+        if node.function not in FUNCTIONS:  # unchecked code: an error when it runs
+            self.globals["_undeclared"] = undeclared
+            return ast.Call(
+                ast.Name("_undeclared", ast.Load()), [ast.Constant(node.function), *args], []
+            )
+        helper, _overloads = FUNCTIONS[node.function]
         if self.fast:
             kinds = [self.type(operand).kind for operand in operands]
             if node.function == "size" and kinds[0] in ("string", "bytes", "list", "map"):

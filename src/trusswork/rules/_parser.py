@@ -200,7 +200,7 @@ class _Build(Transformer[Token, Any]):
 
     def select(self, children: list[Any]) -> Select:
         operand, _dot, name = children
-        _check_name(name)
+        # Reserved words are fine as field names after a dot: {'as': 1}.as
         return Select(operand, str(name), *_span(children))
 
     def index(self, children: list[Any]) -> Index:
