@@ -289,6 +289,8 @@ class _Generator:
         lk, rk = lt.kind, rt.kind
         if op in _PY_COMPARE:
             numeric = lk in NUMERIC and rk in NUMERIC
+            if numeric and op not in ("==", "!=") and lk != rk and "double" in (lk, rk):
+                return None  # int against double orders as doubles: the runtime helper does it
             same = lk == rk and (lk in _ORDERED_SAME or lk in _TIME)
             if numeric or same:
                 return ast.Compare(left, [_PY_COMPARE[op]()], [right])

@@ -11,9 +11,10 @@ saying "CEL would raise here": int64 overflow, int division or modulus by zero,
 (``false && error`` is false, ``?:`` only looks at the branch it takes), so a
 row is flagged only where the CEL evaluation raises. Flagged rows are then
 handed to the exact Python evaluation, which raises the error with its proper
-kind and message. Comparisons between an int and a double are exact, as in
-Python and CEL (``9007199254740993 > 9007199254740992.0`` is true), never
-through a rounding conversion of the int.
+kind and message. Between an int and a double, ordering converts the int to a
+double first, as cel-go does and cel-spec's conformance tests expect
+(``9223372036854775807 < 9223372036854775808.0`` is false), while ``==`` and
+``!=`` compare exactly, as the Python path does.
 
 Numba is imported only when a kernel first runs: importing it takes about half
 a second, which ``import trusswork.rules`` must not pay.
@@ -321,6 +322,9 @@ class _Generator:
             raise _NotNumeric
         if left_kind == "double":
             left, right, op = right, left, _FLIP[op]
+        if op not in ("==", "!="):
+            # Ordering an int against a double converts the int, as cel-go does.
+            return f"(_f64({left}) {op} {right})"
         order = self.temp("o")
         self.emit(f"{order} = _order({left}, {right})")
         return _FROM_ORDER[op].format(order)

@@ -828,7 +828,11 @@ def _ordered(function: str, a: Any, b: Any) -> tuple[Any, Any]:
     name = _name(a)
     other = _name(b)
     if name in _NUMERIC_NAMES and other in _NUMERIC_NAMES:
-        # Python compares int with float exactly, without rounding the int.
+        # Ordering an int or uint against a double converts it to a double first, as
+        # cel-go does and cel-spec's conformance tests expect
+        # (9223372036854775807 < 9223372036854775808.0 is false); equality stays exact.
+        if _DOUBLE in (name, other):
+            return float(a), float(b)
         return _plain_number(a, name), _plain_number(b, other)
     if name == other and name in _ORDERED_NAMES:
         if name == _TS:
@@ -860,9 +864,11 @@ def lt(a: Any, b: Any) -> bool:
     """
     kind = type(a)
     other_kind = type(b)
-    if (kind is other_kind and kind in _FAST_ORDERED) or (
-        kind in _NUMERIC_TYPES and other_kind in _NUMERIC_TYPES
-    ):
+    if kind is other_kind and kind in _FAST_ORDERED:
+        return bool(a < b)
+    if kind in _NUMERIC_TYPES and other_kind in _NUMERIC_TYPES:
+        if kind is float or other_kind is float:
+            return bool(float(a) < float(b))  # as cel-go: the int side becomes a double
         return bool(a < b)
     x, y = _ordered("_<_", a, b)
     return bool(x < y)
@@ -883,9 +889,11 @@ def le(a: Any, b: Any) -> bool:
     """
     kind = type(a)
     other_kind = type(b)
-    if (kind is other_kind and kind in _FAST_ORDERED) or (
-        kind in _NUMERIC_TYPES and other_kind in _NUMERIC_TYPES
-    ):
+    if kind is other_kind and kind in _FAST_ORDERED:
+        return bool(a <= b)
+    if kind in _NUMERIC_TYPES and other_kind in _NUMERIC_TYPES:
+        if kind is float or other_kind is float:
+            return bool(float(a) <= float(b))  # as cel-go: the int side becomes a double
         return bool(a <= b)
     x, y = _ordered("_<=_", a, b)
     return bool(x <= y)
@@ -906,9 +914,11 @@ def gt(a: Any, b: Any) -> bool:
     """
     kind = type(a)
     other_kind = type(b)
-    if (kind is other_kind and kind in _FAST_ORDERED) or (
-        kind in _NUMERIC_TYPES and other_kind in _NUMERIC_TYPES
-    ):
+    if kind is other_kind and kind in _FAST_ORDERED:
+        return bool(a > b)
+    if kind in _NUMERIC_TYPES and other_kind in _NUMERIC_TYPES:
+        if kind is float or other_kind is float:
+            return bool(float(a) > float(b))  # as cel-go: the int side becomes a double
         return bool(a > b)
     x, y = _ordered("_>_", a, b)
     return bool(x > y)
@@ -929,9 +939,11 @@ def ge(a: Any, b: Any) -> bool:
     """
     kind = type(a)
     other_kind = type(b)
-    if (kind is other_kind and kind in _FAST_ORDERED) or (
-        kind in _NUMERIC_TYPES and other_kind in _NUMERIC_TYPES
-    ):
+    if kind is other_kind and kind in _FAST_ORDERED:
+        return bool(a >= b)
+    if kind in _NUMERIC_TYPES and other_kind in _NUMERIC_TYPES:
+        if kind is float or other_kind is float:
+            return bool(float(a) >= float(b))  # as cel-go: the int side becomes a double
         return bool(a >= b)
     x, y = _ordered("_>=_", a, b)
     return bool(x >= y)
