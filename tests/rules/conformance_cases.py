@@ -751,12 +751,12 @@ TIMESTAMP_ERRORS = [
     E("timestamps/duration_under", "duration('-320000000000s')", RANGE),
     E(
         "timestamps/duration_add_over",
-        "duration('200000000000s') + duration('200000000000s')",
+        "duration('6000000000s') + duration('6000000000s')",
         RANGE,
     ),
     E(
         "timestamps/duration_sub_under",
-        "duration('-200000000000s') - duration('200000000000s')",
+        "duration('-6000000000s') - duration('6000000000s')",
         RANGE,
     ),
     E("timestamps/bad_timestamp_string", "timestamp('yesterday')", None),

@@ -28,7 +28,7 @@ UTC = dt.UTC
 NAN = math.nan
 INF = math.inf
 INT64 = st.integers(min_value=INT64_MIN, max_value=INT64_MAX)
-MAX_DURATION = dt.timedelta(seconds=315_576_000_000)
+MAX_DURATION = dt.timedelta(microseconds=(2**63 - 1) // 1000)  # int64 nanoseconds, as cel-go
 DURATIONS = st.timedeltas(min_value=-MAX_DURATION, max_value=MAX_DURATION)
 
 
@@ -135,15 +135,15 @@ ARITHMETIC_ERRORS = [
     (rt.add, (ts("9999-12-31T23:59:59Z"), dur("1s")), "range"),
     (rt.add, (ts("9999-12-31T23:59:59.999999Z"), dur("1us")), "range"),
     (rt.add, (ts("0001-01-01T00:00:00Z"), dur("-1us")), "range"),
-    (rt.add, (dur("200000000000s"), dur("200000000000s")), "range"),
-    (rt.add, (dur("-200000000000s"), dur("-200000000000s")), "range"),
+    (rt.add, (dur("6000000000s"), dur("6000000000s")), "range"),
+    (rt.add, (dur("-6000000000s"), dur("-6000000000s")), "range"),
     (rt.sub, (INT64_MIN, 1), "overflow"),
     (rt.sub, (UInt(1), UInt(2)), "overflow"),
     (rt.sub, (1.0, 1), "no matching overload"),
     (rt.sub, ("a", "a"), "no matching overload"),
     (rt.sub, (dur("1s"), ts("2009-02-13T23:00:00Z")), "no matching overload"),
     (rt.sub, (ts("0001-01-01T00:00:00Z"), dur("1us")), "range"),
-    (rt.sub, (dur("-200000000000s"), dur("200000000000s")), "range"),
+    (rt.sub, (dur("-6000000000s"), dur("6000000000s")), "range"),
     (rt.mul, (INT64_MAX, 2), "overflow"),
     (rt.mul, (INT64_MIN, -1), "overflow"),
     (rt.mul, (UInt(2**32), UInt(2**32)), "overflow"),
@@ -912,8 +912,8 @@ DURATION_TEXT = [
     (".5s", dt.timedelta(milliseconds=500)),
     ("1.s", dt.timedelta(seconds=1)),
     ("1h1h", dt.timedelta(hours=2)),
-    ("315576000000s", dt.timedelta(seconds=315_576_000_000)),
-    ("-315576000000s", dt.timedelta(seconds=-315_576_000_000)),
+    ("9223372036s", dt.timedelta(seconds=9_223_372_036)),
+    ("-9223372036s", dt.timedelta(seconds=-9_223_372_036)),
     ("0.0000000000001s", dt.timedelta(0)),
 ]
 
@@ -928,7 +928,8 @@ def test_duration_from_go_text(text: str, expected: dt.timedelta) -> None:
     [
         ("320000000000s", "range"),
         ("-320000000000s", "range"),
-        ("315576000000.000001s", "range"),
+        ("9223372037s", "range"),
+        ("315576000000s", "range"),
         ("", "invalid argument"),
         ("1", "invalid argument"),
         ("s", "invalid argument"),

@@ -14,7 +14,8 @@ dictionaries and fall back to :func:`cel_type_name` only for subclasses.
 
 Decisions worth knowing:
 
-* Durations span CEL's range of +/-315,576,000,000 seconds and timestamps
+* Durations span cel-go's range, int64 nanoseconds (+/-9,223,372,036.85 seconds,
+  about 292 years), which cel-spec's conformance tests expect, and timestamps
   years 1 to 9999 (UTC), both at microsecond precision: finer input digits
   are truncated toward zero.
 * A Python ``dict`` cannot hold ``true`` and ``1`` as separate keys, so
@@ -115,7 +116,7 @@ MAX_ITERATIONS: Final = 1_000_000
 _UTC: Final = _dt.UTC
 _EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _SECOND: Final = _dt.timedelta(seconds=1)
-_MAX_DURATION: Final = _dt.timedelta(seconds=315_576_000_000)
+_MAX_DURATION: Final = _dt.timedelta(microseconds=(2**63 - 1) // 1000)
 _MIN_UNIX: Final = -62_135_596_800
 _MAX_UNIX: Final = 253_402_300_799
 
@@ -1803,7 +1804,7 @@ def _parse_duration(text: str) -> _dt.timedelta:
     micros = nanos // 1_000
     if text.startswith("-"):
         micros = -micros
-    if abs(micros) > 315_576_000_000_000_000:
+    if abs(micros) > (2**63 - 1) // 1000:
         raise _range_error("duration", text)
     return _dt.timedelta(microseconds=micros)
 
@@ -1825,7 +1826,7 @@ def to_duration(x: Any) -> _dt.timedelta:
     Raises
     ------
     EvaluationError
-        ``range`` beyond +/-315,576,000,000 seconds, ``invalid argument``
+        ``range`` beyond int64 nanoseconds (about 292 years), ``invalid argument``
         for malformed text, ``no matching overload`` for other kinds.
     """
     name = _name(x)
