@@ -462,6 +462,20 @@ MACROS = [
     V("macros/nested_filter_all", "['s'].filter(s, ['a'].all(a, true))", ["s"]),
     V("macros/iteration_var_shadows_binding", "[1, 2].map(x, x + 10)", [11, 12], None, {"x": 99}),
     V("macros/has_macro_in_comprehension", "[{'a': 1}, {}].filter(m, has(m.a))", [{"a": 1}]),
+    # Two-variable comprehensions (cel-go's comprehensions v2): index or key, then value.
+    V("macros2/all_index_and_value", "[1, 2, 3].all(i, v, v == i + 1)", True),
+    V("macros2/exists_map_key_value", "{'a': 1, 'b': 2}.exists(k, v, k == 'b' && v == 2)", True),
+    V("macros2/exists_one_list", "[5, 6, 5].existsOne(i, v, v == 5 && i > 0)", True),
+    V("macros2/exists_one_alias_one_variable", "[1, 2].existsOne(x, x == 2)", True),
+    V("macros2/all_false_absorbs_error", "[0, 1].all(i, v, 1 / v > 5)", False),
+    V("macros2/transform_list", "[10, 20].transformList(i, v, i * v)", [0, 20]),
+    V("macros2/transform_list_filter", "[1, 2, 3].transformList(i, v, v > 1, i)", [1, 2]),
+    V("macros2/transform_map_list", "['a', 'b'].transformMap(i, v, v + v)", {0: "aa", 1: "bb"}),
+    V(
+        "macros2/transform_map_filter",
+        "{'a': 1, 'b': 2}.transformMap(k, v, v > 1, v * 10)",
+        {"b": 20},
+    ),
 ]
 
 MACRO_ERRORS = [
@@ -472,6 +486,8 @@ MACRO_ERRORS = [
     E("macros/map_error", "[2, 1, 0].map(n, 4 / n)", DIV_ZERO),
     E("macros/filter_no_short_circuit", "[3, 2, 1, 0].filter(n, 12 / n > 4)", DIV_ZERO),
     E("macros/all_non_bool_predicate", "[1, 2].all(x, x)", NO_OVERLOAD),
+    E("macros2/transform_list_error", "[0, 1].transformList(i, v, 1 / v)", DIV_ZERO),
+    E("macros2/over_a_number", "dyn(1).all(i, v, true)", NO_OVERLOAD),
 ]
 
 STRINGS = [

@@ -459,3 +459,17 @@ def test_warnings_are_kept_alongside_errors() -> None:
 
 def test_a_clean_expression_has_no_warnings() -> None:
     assert warnings_of("x > 1 && s.startsWith('a')", {"x": "int", "s": "string"}) == []
+
+
+def test_two_variable_comprehensions_type_their_index_key_and_value() -> None:
+    declarations = {"m": "map(string, int)", "l": "list(string)"}
+    expression = compile_expression(
+        "m.exists(k, v, k.startsWith('a') && v > 1) && l.all(i, s, i >= 0 && size(s) > 0)",
+        declarations,
+    )
+    assert expression.evaluate({"m": {"ab": 2}, "l": ["x"]}) is True
+    assert expression.evaluate({"m": {"ab": 1}, "l": ["x"]}) is False
+    errors = check_errors(
+        "m.all(k, v, v.startsWith('a')) || l.all(i, s, i.size() > 0)", declarations
+    )
+    assert codes(errors) == ["type-error", "type-error"]

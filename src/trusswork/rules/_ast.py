@@ -201,12 +201,25 @@ class Conditional(Node):
 class Comprehension(Node):
     """An expanded macro over ``range``: ``range.all(variable, body)`` and friends.
 
-    ``kind`` is ``all``, ``exists``, ``exists_one``, ``map`` or ``filter``; ``body``
-    is the predicate (or, for ``map``, the transform); ``guard`` is the filter of
-    the three-argument ``map(x, guard, transform)``.
+    ``kind`` is ``all``, ``exists``, ``exists_one``, ``map``, ``filter``, or one of
+    the two-variable forms' ``transformList`` and ``transformMap``; ``body`` is the
+    predicate (or the transform); ``guard`` is the filter of the three-argument
+    ``map(x, guard, transform)`` (and of the four-argument transforms).
+    ``index`` names the first variable of a two-variable comprehension
+    (``list.all(i, v, p)``: the index, or a map's key), with ``variable`` the
+    element (or the map's value); it is ``None`` for the one-variable forms.
     """
 
-    __slots__ = ("body", "guard", "kind", "range", "variable", "variable_start")
+    __slots__ = (
+        "body",
+        "guard",
+        "index",
+        "index_start",
+        "kind",
+        "range",
+        "variable",
+        "variable_start",
+    )
 
     def __init__(
         self,
@@ -218,6 +231,9 @@ class Comprehension(Node):
         guard: Node | None,
         start: int,
         end: int,
+        *,
+        index: str | None = None,
+        index_start: int = 0,
     ) -> None:
         super().__init__(start, end)
         self.kind = kind
@@ -226,6 +242,8 @@ class Comprehension(Node):
         self.variable_start = variable_start
         self.body = body
         self.guard = guard
+        self.index = index
+        self.index_start = index_start
 
     def children(self) -> tuple[Node, ...]:
         if self.guard is not None:

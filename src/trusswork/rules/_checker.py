@@ -551,33 +551,48 @@ class _Checker:
 
     def visit_Comprehension(self, node: Comprehension) -> Type:
         range_type = self.visit(node.range)
+        index: Type = DYN
         if range_type.is_dyn:
             variable = DYN
-        elif range_type.kind in ("list", "map"):
-            variable = range_type.element
+        elif range_type.kind == "list":
+            index, variable = INT, range_type.element
+        elif range_type.kind == "map":
+            # One variable ranges over the keys; two over (key, value) pairs.
+            index, variable = range_type.element, range_type.element
+            if node.index is not None:
+                variable = range_type.value
         else:
             variable = self.mismatch(node.range, f"cannot iterate over a {range_type}")
-        name = node.variable
-        if name in self.scopes or name in self.declarations:
-            what = "an enclosing comprehension variable" if name in self.scopes else "a variable"
-            self.report(
-                node.variable_start,
-                f"'{name}' shadows {what} of the same name",
-                warning=True,
-                code="shadowed",
-            )
-        self.scopes.append(name)
-        self.local_types.append(variable)
+        bound = [(node.variable, node.variable_start, variable)]
+        if node.index is not None:
+            bound.insert(0, (node.index, node.index_start, index))
+        for name, start, _kind in bound:
+            if name in self.scopes or name in self.declarations:
+                what = (
+                    "an enclosing comprehension variable" if name in self.scopes else "a variable"
+                )
+                self.report(
+                    start,
+                    f"'{name}' shadows {what} of the same name",
+                    warning=True,
+                    code="shadowed",
+                )
+        for name, _start, kind in bound:
+            self.scopes.append(name)
+            self.local_types.append(kind)
         try:
             if node.guard is not None:
                 guard = self.visit(node.guard)
-                self.condition(node.guard, guard, "the filter of map()")
+                self.condition(node.guard, guard, f"the filter of {node.kind}()")
             body = self.visit(node.body)
         finally:
-            self.scopes.pop()
-            self.local_types.pop()
-        if node.kind == "map":
+            for _ in bound:
+                self.scopes.pop()
+                self.local_types.pop()
+        if node.kind in ("map", "transformList"):
             return list_of(body)
+        if node.kind == "transformMap":
+            return map_of(index, body)
         self.condition(node.body, body, f"the predicate of {node.kind}()")
         if node.kind == "filter":
             return list_of(variable)

@@ -137,7 +137,8 @@ class _Generator:
             "_FALLBACK": FALLBACK,
         }
         self.constants: dict[int, str] = {}
-        self.scopes: list[tuple[str, str]] = []
+        # CEL name -> Python local, and the position in a pair for two-variable forms.
+        self.scopes: list[tuple[str, str, int | None]] = []
         self.counter = 0
         self.in_iterable = 0
         self.fast = False
@@ -192,9 +193,13 @@ class _Generator:
             return self.constant(self.checked.constants[id(node)])
         ref = self.checked.refs.get(id(node), "var")
         if ref == "local":
-            for name, python_name in reversed(self.scopes):
+            for name, python_name, position in reversed(self.scopes):
                 if name == node.name:
-                    return ast.Name(python_name, ast.Load())
+                    local = ast.Name(python_name, ast.Load())
+                    if position is None:
+                        return local
+                    # A two-variable comprehension binds one (index, value) pair.
+                    return ast.Subscript(local, ast.Constant(position), ast.Load())
         return self.variable(node.name, self.type(node))
 
     def variable(self, name: str, kind: Type) -> ast.expr:
@@ -366,15 +371,21 @@ class _Generator:
         finally:
             self.in_iterable -= 1
         name = self.local()
-        self.scopes.append((node.variable, name))
+        pairs = node.index is not None
+        self.scopes.append((node.variable, name, 1 if pairs else None))
+        if node.index is not None:
+            self.scopes.append((node.index, name, 0))
         try:
             body = self.expr(node.body)
             guard = self.expr(node.guard) if node.guard is not None else None
         finally:
-            self.scopes.pop()
+            del self.scopes[-2 if pairs else -1 :]
+        if pairs:
+            iterable = self.call("pairs", iterable)
         range_kind = self.type(node.range).kind
         if (
-            self.fast
+            not pairs
+            and self.fast
             and range_kind in ("list", "map")
             and (node.kind == "map" or self.is_bool(node.body))
             and (node.guard is None or self.is_bool(node.guard))
@@ -388,10 +399,15 @@ class _Generator:
             defaults=[],
         )
         body_fn = ast.Lambda(argument, body)
-        if node.kind == "map" and guard is not None:
+        if node.kind == "transformMap":
+            guard_fn = ast.Lambda(argument, guard) if guard is not None else ast.Constant(None)
+            return self.call("transform_map", iterable, guard_fn, body_fn)
+        if node.kind in ("map", "transformList") and guard is not None:
             guard_fn = ast.Lambda(argument, guard)
             return self.call("map_filter_", iterable, guard_fn, body_fn)
-        helper = {"exists_one": "exists_one_"}.get(node.kind, node.kind + "_")
+        helper = {"exists_one": "exists_one_", "transformList": "map_"}.get(
+            node.kind, node.kind + "_"
+        )
         return self.call(helper, iterable, body_fn)
 
     def fast_comprehension(

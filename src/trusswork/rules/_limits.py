@@ -31,7 +31,12 @@ def _length(node: Node) -> int:
         return len(node.items)
     if isinstance(node, MapExpr):
         return len(node.entries)
-    if isinstance(node, Comprehension) and node.kind in ("map", "filter"):
+    if isinstance(node, Comprehension) and node.kind in (
+        "map",
+        "filter",
+        "transformList",
+        "transformMap",
+    ):
         return _length(node.range)
     return ASSUMED_LENGTH
 

@@ -55,7 +55,7 @@ __all__ = [
 MAX_LENGTH = 100_000
 MAX_DEPTH = 200
 
-_MACROS = {"all": 2, "exists": 2, "exists_one": 2, "filter": 2, "map": (2, 3)}
+_MACROS = {"all": 2, "exists": 2, "exists_one": 2, "existsOne": 2, "filter": 2, "map": (2, 3)}
 
 _ESCAPES = {
     "a": "\a",
@@ -339,12 +339,49 @@ def _check_name(name: Token) -> None:
         )
 
 
+# The two-variable comprehensions (cel-go's comprehensions v2): name -> argument counts.
+_TWO_VARIABLE = {
+    "all": (3,),
+    "exists": (3,),
+    "exists_one": (3,),
+    "existsOne": (3,),
+    "transformList": (3, 4),
+    "transformMap": (3, 4),
+}
+_KIND = {"existsOne": "exists_one"}
+
+
+def _two_variable(name: str, args: list[Node], target: Node, start: int, end: int) -> Node:
+    first, second = args[0], args[1]
+    for variable in (first, second):
+        if not isinstance(variable, Ident):
+            raise _Fail(f"the variables of {name}() must be names", variable.start)
+    assert isinstance(first, Ident) and isinstance(second, Ident)
+    if first.name == second.name:
+        raise _Fail(f"the two variables of {name}() must differ", second.start)
+    guard = args[2] if len(args) == 4 else None
+    return Comprehension(
+        _KIND.get(name, name),
+        target,
+        second.name,
+        second.start,
+        args[-1],
+        guard,
+        start,
+        end,
+        index=first.name,
+        index_start=first.start,
+    )
+
+
 def _call(name: str, args: list[Node], target: Node | None, start: int, end: int) -> Node:
     if target is None and name == "has":
         if len(args) != 1 or not isinstance(args[0], Select) or args[0].test_only:
             raise _Fail("has() takes one field selection, as in has(m.field)", start)
         selection = args[0]
         return Select(selection.operand, selection.field, start, end, test_only=True)
+    if target is not None and name in _TWO_VARIABLE and len(args) in _TWO_VARIABLE[name]:
+        return _two_variable(name, args, target, start, end)
     arity = _MACROS.get(name)
     if target is None or arity is None:
         return Call(name, args, target, start, end)
@@ -356,7 +393,8 @@ def _call(name: str, args: list[Node], target: Node | None, start: int, end: int
     if not isinstance(variable, Ident):
         raise _Fail(f"the first argument of {name}() must be a variable name", variable.start)
     guard = args[1] if len(args) == 3 else None
-    return Comprehension(name, target, variable.name, variable.start, args[-1], guard, start, end)
+    kind = _KIND.get(name, name)
+    return Comprehension(kind, target, variable.name, variable.start, args[-1], guard, start, end)
 
 
 @functools.cache

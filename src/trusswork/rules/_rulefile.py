@@ -319,7 +319,7 @@ class _Compiler:
                 return tree
             return node
         if isinstance(node, Comprehension):
-            inner = scope | {node.variable}
+            inner = scope | {node.variable} | ({node.index} if node.index else set())
             guard = self.inline(unit, node.guard, inner) if node.guard is not None else None
             return Comprehension(
                 node.kind,
@@ -330,6 +330,8 @@ class _Compiler:
                 guard,
                 node.start,
                 node.end,
+                index=node.index,
+                index_start=node.index_start,
             )
         children = node.children()
         if not children:

@@ -94,6 +94,7 @@ __all__ = [
     "neg",
     "not_",
     "or_",
+    "pairs",
     "select",
     "size",
     "starts_with",
@@ -107,6 +108,7 @@ __all__ = [
     "to_string",
     "to_timestamp",
     "to_uint",
+    "transform_map",
     "type_of",
 ]
 
@@ -2281,3 +2283,45 @@ def filter_(iterable: Any, fn: Callable[[Any], Any]) -> list[Any]:
         ``limit`` past :data:`MAX_ITERATIONS`.
     """
     return [item for item in _range("filter", iterable) if _predicate("filter", fn, item)]
+
+
+def pairs(iterable: Any) -> list[tuple[Any, Any]]:
+    """The (index, element) pairs of a list, or the (key, value) pairs of a map.
+
+    What a two-variable comprehension (``list.all(i, v, p)``) ranges over.
+
+    Raises
+    ------
+    EvaluationError
+        ``no matching overload`` for anything but a list or a map.
+    """
+    items = _range("comprehension", iterable)
+    if type(iterable) is dict or _name(iterable) == _MAP:
+        return list(iterable.items())
+    return list(enumerate(items))
+
+
+def transform_map(
+    iterable: Any, filter_fn: Callable[[Any], Any] | None, fn: Callable[[Any], Any]
+) -> dict[Any, Any]:
+    """CEL ``x.transformMap(k, v, [p,] f)``: a map from each key (list: index) to ``f``.
+
+    Parameters
+    ----------
+    iterable : Any
+        The (key, value) pairs from :func:`pairs`.
+    filter_fn : callable or None
+        Keeps the pairs it gives true for; must give a bool.
+    fn : callable
+        The new value of each kept pair.
+
+    Raises
+    ------
+    EvaluationError
+        Any error of either callable.
+    """
+    return {
+        pair[0]: fn(pair)
+        for pair in iterable
+        if filter_fn is None or _predicate("transformMap", filter_fn, pair)
+    }
