@@ -29,6 +29,7 @@ __all__ = [
     "Node",
     "Select",
     "Unary",
+    "chain",
     "walk",
 ]
 
@@ -258,3 +259,10 @@ def walk(node: Node) -> Iterator[Node]:
         current = stack.pop()
         yield current
         stack.extend(reversed(current.children()))
+
+
+def chain(node: Node, op: str) -> list[Node]:
+    """The operands of a run of one logical operator: ``a && b && c`` -> ``[a, b, c]``."""
+    if isinstance(node, Binary) and node.op == op:
+        return chain(node.left, op) + chain(node.right, op)
+    return [node]

@@ -41,6 +41,7 @@ from trusswork.rules._ast import (
     Node,
     Select,
     Unary,
+    chain,
 )
 from trusswork.rules._diagnostics import Diagnostic
 from trusswork.rules._types import (
@@ -133,7 +134,6 @@ for _name, _helper in (
         _overloads.append((_DUR, (), INT))
     FUNCTIONS[_name] = (_helper, _overloads)
 
-TYPE_NAMES = TYPE_IDENTIFIERS
 
 _ORDERED = frozenset({"string", "bytes", "bool", TIMESTAMP_TYPE, DURATION_TYPE})
 _MAP_KEYS = frozenset({"int", "uint", "bool", "string", "dyn"})
@@ -226,7 +226,7 @@ class _Checker:
 
     def visit_Literal(self, node: Literal) -> Type:
         self.out.constants[id(node)] = node.value
-        return {"null": NULL}.get(node.kind) or TYPE_NAMES[node.kind]
+        return {"null": NULL}.get(node.kind) or TYPE_IDENTIFIERS[node.kind]
 
     def visit_Ident(self, node: Ident) -> Type:
         name = node.name
@@ -242,10 +242,10 @@ class _Checker:
             self.out.refs[id(node)] = "var"
             self.out.variables.add(name)
             return self.declarations[name]
-        if name in TYPE_NAMES:
+        if name in TYPE_IDENTIFIERS:
             self.out.refs[id(node)] = "type"
             self.out.constants[id(node)] = _runtime.TYPES[name]
-            return type_of(TYPE_NAMES[name])
+            return type_of(TYPE_IDENTIFIERS[name])
         if self.strict:
             self.report(node, f"undeclared reference to '{name}'", code="undeclared")
             return DYN
@@ -267,7 +267,7 @@ class _Checker:
         if qualified in (TIMESTAMP_TYPE, DURATION_TYPE) and not self.is_variable_root(node):
             self.out.refs[id(node)] = "type"
             self.out.constants[id(node)] = _runtime.TYPES[qualified]
-            return type_of(TYPE_NAMES[qualified])
+            return type_of(TYPE_IDENTIFIERS[qualified])
         operand = self.visit(node.operand)
         result = self.field_type(node, operand)
         return BOOL if node.test_only else result
@@ -461,7 +461,7 @@ class _Checker:
         # Bounds stay ints or floats as written: Python compares the two exactly,
         # where converting 2**53 + 1 to a float would not.
         bounds: dict[str, list[float | int]] = {}
-        for term in _chain(node, "&&"):
+        for term in chain(node, "&&"):
             found = _bound(term, self.out.constants)
             if found is None:
                 continue
@@ -644,12 +644,6 @@ def _comparable(left: Type, right: Type) -> bool:
 
 def _no_overload(op: str, left: Type, right: Type) -> str:
     return f"no matching overload for '_{op}_' applied to ({left}, {right})"
-
-
-def _chain(node: Node, op: str) -> list[Node]:
-    if isinstance(node, Binary) and node.op == op:
-        return _chain(node.left, op) + _chain(node.right, op)
-    return [node]
 
 
 def _bound(term: Node, constants: Mapping[int, Any]) -> tuple[str, str, float | int] | None:

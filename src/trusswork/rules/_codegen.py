@@ -61,9 +61,15 @@ from trusswork.rules._values import (
 
 __all__ = ["FALLBACK", "generate", "python_source"]
 
+
+class TypeMismatch(Exception):
+    """An input's value is not of its declared type: the fast path hands over to the exact one."""
+
+
 # What sends the fast path to the exact one: CEL errors and whatever Python raises
 # when a value is not what the static types promised.
 FALLBACK: tuple[type[BaseException], ...] = (
+    TypeMismatch,
     EvaluationError,
     RecursionError,
     KeyError,
@@ -73,7 +79,7 @@ FALLBACK: tuple[type[BaseException], ...] = (
     ZeroDivisionError,
     OverflowError,
     AttributeError,
-)  # TypeMismatch joins below, once defined
+)
 
 _SAFE_BUILTINS: dict[str, Any] = {"len": len, "all": all, "any": any, "sum": sum}
 _PRIMITIVE_ORDER = frozenset({"int", "uint", "double", "string", "bytes", "bool"})
@@ -500,10 +506,6 @@ def _fast_function(root: Node, checked: Checked) -> tuple[ast.FunctionDef, dict[
     return _function("_evaluate", [ast.Try(body, [handler], [], [])]), generator.globals
 
 
-class TypeMismatch(Exception):
-    """An input's value is not of its declared type: the fast path hands over to the exact one."""
-
-
 # The Python class a value of each static type must have for the fast path to apply.
 _CLASSES: dict[str, type] = {
     "int": int,
@@ -517,9 +519,6 @@ _CLASSES: dict[str, type] = {
     TIMESTAMP_TYPE: _dt.datetime,
     DURATION_TYPE: _dt.timedelta,
 }
-
-
-FALLBACK += (TypeMismatch,)
 
 
 def mismatch() -> Any:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from trusswork.rules._ast import Binary, Conditional, Node, Unary, walk
+from trusswork.rules._ast import Binary, Conditional, Node, Unary, chain, walk
 from trusswork.rules._checker import Checked, qualified_name
 from trusswork.rules._codegen import generate
 from trusswork.rules._values import EvaluationError
@@ -136,7 +136,7 @@ class Explainer:
         value, error = self.evaluate(node, bindings)
         children: tuple[Condition, ...] = ()
         if isinstance(node, Binary) and node.op in ("&&", "||"):
-            children = tuple(self.condition(part, bindings) for part in _chain(node, node.op))
+            children = tuple(self.condition(part, bindings) for part in chain(node, node.op))
         elif isinstance(node, Unary) and node.op == "!":
             children = (self.condition(node.operand, bindings),)
         elif isinstance(node, Conditional):
@@ -179,12 +179,6 @@ class Explainer:
                 if isinstance(name, str) and name not in names:
                     names[name] = bindings.get(name, _UNBOUND)
         return names
-
-
-def _chain(node: Node, op: str) -> list[Node]:
-    if isinstance(node, Binary) and node.op == op:
-        return _chain(node.left, op) + _chain(node.right, op)
-    return [node]
 
 
 def _show(value: Any) -> str:

@@ -10,11 +10,11 @@ from trusswork.rules._ast import Node
 from trusswork.rules._checker import Checked, check
 from trusswork.rules._codegen import generate, python_source
 from trusswork.rules._diagnostics import Diagnostic, RuleCheckError
-from trusswork.rules._limits import check_limits
+from trusswork.rules._limits import final_checks
 from trusswork.rules._parser import parse_expression
 from trusswork.rules._types import Type, parse_type
 
-__all__ = ["CompiledExpression", "compile_expression", "parse_declarations"]
+__all__ = ["CompiledExpression", "analyse", "compile_expression", "parse_declarations"]
 
 
 def parse_declarations(
@@ -118,10 +118,23 @@ def compile_expression(
     """
     if not isinstance(expr, str):
         raise InvalidInput(f"a CEL expression is a string, not {type(expr).__name__}")
-    types = parse_declarations(declarations)
-    tree = parse_expression(expr, filename=filename)
-    checked = check(tree, types, expr, filename=filename)
-    checked.diagnostics.extend(check_limits(tree, checked, expr, filename))
+    tree, checked = analyse(expr, declarations, filename=filename)
+    return CompiledExpression(expr, tree, checked, filename=filename or "<cel>")
+
+
+def analyse(
+    source: str,
+    declarations: Mapping[str, Any] | None,
+    *,
+    filename: str | None,
+    where: str = "declaration",
+    condition: bool = False,
+) -> tuple[Node, Checked]:
+    """Parse and check one expression; :class:`RuleCheckError` lists every error found."""
+    types = parse_declarations(declarations, where=where)
+    tree = parse_expression(source, filename=filename)
+    checked = check(tree, types, source, filename=filename)
+    checked.diagnostics.extend(final_checks(tree, checked, source, filename, condition=condition))
     if not checked.ok:
         raise RuleCheckError(checked.diagnostics)
-    return CompiledExpression(expr, tree, checked, filename=filename or "<cel>")
+    return tree, checked

@@ -19,7 +19,14 @@ from trusswork.rules._ast import Comprehension, ListExpr, MapExpr, Node
 from trusswork.rules._checker import Checked
 from trusswork.rules._diagnostics import Diagnostic
 
-__all__ = ["ASSUMED_LENGTH", "MAX_COST", "MAX_NESTING", "check_limits", "estimate_cost"]
+__all__ = [
+    "ASSUMED_LENGTH",
+    "MAX_COST",
+    "MAX_NESTING",
+    "check_limits",
+    "estimate_cost",
+    "final_checks",
+]
 
 MAX_NESTING: Final = 3
 MAX_COST: Final = 10_000_000
@@ -92,4 +99,18 @@ def check_limits(
                 "limit",
             )
         )
+    return out
+
+
+def final_checks(
+    tree: Node, checked: Checked, source: str, filename: str | None, *, condition: bool
+) -> list[Diagnostic]:
+    """What a checked tree must also satisfy to compile: the bounds, and for a rule's
+    condition (``condition=True``) a bool result."""
+    out: list[Diagnostic] = []
+    kind = checked.type(tree)
+    if condition and kind.kind not in ("bool", "dyn"):
+        message = f"a rule's condition must be a bool, not {kind}"
+        out.append(Diagnostic("error", message, source, tree.start, filename, "type-error"))
+    out.extend(check_limits(tree, checked, source, filename))
     return out

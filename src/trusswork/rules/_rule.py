@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from trusswork.core.errors import InvalidInput
 from trusswork.rules._ast import Node
-from trusswork.rules._checker import Checked, check
+from trusswork.rules._checker import Checked
 from trusswork.rules._codegen import generate, python_source
-from trusswork.rules._diagnostics import Diagnostic, RuleCheckError
+from trusswork.rules._diagnostics import Diagnostic
 from trusswork.rules._explain import Explainer, Explanation
-from trusswork.rules._expression import parse_declarations
-from trusswork.rules._limits import check_limits
-from trusswork.rules._parser import parse_expression
+from trusswork.rules._expression import analyse
 from trusswork.rules._values import EvaluationError, cel_type_name
 
 if TYPE_CHECKING:
@@ -198,22 +196,5 @@ def compile(
     """
     if not isinstance(source, str):
         raise InvalidInput(f"a rule is a CEL expression string, not {type(source).__name__}")
-    types = parse_declarations(schema, where="schema entry")
-    tree = parse_expression(source, filename=filename)
-    checked = check(tree, types, source, filename=filename)
-    kind = checked.type(tree)
-    if kind.kind not in ("bool", "dyn"):
-        checked.diagnostics.append(
-            Diagnostic(
-                "error",
-                f"a rule's condition must be a bool, not {kind}",
-                source,
-                tree.start,
-                filename,
-                "type-error",
-            )
-        )
-    checked.diagnostics.extend(check_limits(tree, checked, source, filename))
-    if not checked.ok:
-        raise RuleCheckError(checked.diagnostics)
+    tree, checked = analyse(source, schema, filename=filename, where="schema entry", condition=True)
     return Rule(name, source, tree, checked, filename=filename)

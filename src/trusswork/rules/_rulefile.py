@@ -57,7 +57,7 @@ from trusswork.rules._diagnostics import Diagnostic, RuleCheckError
 from trusswork.rules._explain import Explainer, Explanation
 from trusswork.rules._expression import parse_declarations
 from trusswork.rules._grammar import RESERVED
-from trusswork.rules._limits import check_limits
+from trusswork.rules._limits import final_checks
 from trusswork.rules._parser import Item, parse_expression, parse_file
 from trusswork.rules._rule import SEVERITIES, Rule
 from trusswork.rules._types import Type, parse_type
@@ -374,10 +374,9 @@ class _Compiler:
         message = self.message(unit, fields.get("message"))
         when = self.inline(unit, fields["when"].value, set())
         checked = self.check(when, unit)
-        kind = checked.type(when)
-        if kind.kind not in ("bool", "dyn"):
-            self.report(unit, when.start, f"a rule's condition must be a bool, not {kind}")
-        checked.diagnostics.extend(check_limits(when, checked, unit.source, unit.filename))
+        checked.diagnostics.extend(
+            final_checks(when, checked, unit.source, unit.filename, condition=True)
+        )
         self.diagnostics.extend(checked.diagnostics)
         if not checked.ok or self.failed:
             return None
