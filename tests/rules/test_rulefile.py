@@ -19,6 +19,7 @@ from trusswork.rules import (
     Match,
     RuleCheckError,
     RuleSet,
+    UInt,
     compile_rules,
     load_rules,
 )
@@ -507,3 +508,18 @@ def test_unknown_type_in_the_schema_is_reported() -> None:
 def test_invalid_schema_argument_is_invalid_input() -> None:
     with pytest.raises(InvalidInput):
         compile_rules("rule r { when: true }", {"n": "integer"})
+
+
+def test_coerce_turns_json_values_into_the_declared_types() -> None:
+    ruleset = compile_rules(
+        "schema { n: int, u: uint, d: double, t: timestamp, m: map(int, list(uint)) }\n"
+        "rule r { when: n > 1 && u > 1u && d > 1.0 && t.getFullYear() == 2009 && m[1][0] == 2u }"
+    )
+    event = ruleset.coerce(
+        {"n": 2.0, "u": 2, "d": 2, "t": "2009-02-13T23:31:30Z", "m": {"1": [2]}, "extra": 1.5}
+    )
+    assert type(event["n"]) is int and type(event["u"]) is UInt and type(event["d"]) is float
+    assert event["m"] == {1: [UInt(2)]} and event["extra"] == 1.5
+    assert [match.rule for match in ruleset.evaluate(event)] == ["r"]
+    with pytest.raises(InvalidInput, match=r"line 3: 'n' is declared int, but is 1\.5"):
+        ruleset.coerce({"n": 1.5}, where="line 3")

@@ -50,15 +50,11 @@ from trusswork.core.errors import InvalidInput
 if TYPE_CHECKING:
     from trusswork.core.errors import ParseError
     from trusswork.rules import Diagnostic, Match, Rule, RuleSet
-    from trusswork.rules._types import Type
 
 #: Suffixes of event files read as JSON lines whatever their content.
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 #: What ``--input -`` is called in messages.
 STDIN_NAME = "<stdin>"
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
-_UINT64_MAX = 2**64 - 1
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -253,10 +249,8 @@ def _eval(
     explain: bool,
     as_json: bool,
 ) -> int:
-    from trusswork.rules._types import parse_type
 
     ruleset, selected = _load(path, schema, rule)
-    types = {name: parse_type(kind) for name, kind in ruleset.schema.items()}
     if input_name == "-":
         name, text = STDIN_NAME, sys.stdin.read()
     else:
@@ -267,7 +261,7 @@ def _eval(
     seen = matched = 0
     for line, raw in events:
         where = name if single else f"{name} line {line}"
-        event = convert_event(raw, types, where)
+        event = ruleset.coerce(raw, where=where)
         matches = evaluate_event(selected, event, where)
         explanations = [current.explain(event) for current in selected] if explain else []
         seen += 1
@@ -373,68 +367,6 @@ def _json_lines(text: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
                 f"{name} line {number}: an event is a JSON object, not {_json_kind(value)}"
             )
         yield number, value
-
-
-def convert_event(event: dict[str, Any], types: dict[str, Type], where: str) -> dict[str, Any]:
-    """``event`` with each declared input converted to its declared type where JSON differs.
-
-    Raises
-    ------
-    InvalidInput
-        For a value that cannot be its declared type (``1.5`` for an ``int``).
-    """
-    return {
-        key: _convert(value, types[key], where, key) if key in types else value
-        for key, value in event.items()
-    }
-
-
-def _convert(value: Any, kind: Type, where: str, path: str) -> Any:
-    from trusswork.rules import EvaluationError, UInt
-    from trusswork.rules._runtime import to_duration, to_timestamp
-    from trusswork.rules._values import DURATION_TYPE, TIMESTAMP_TYPE
-
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if kind.kind in ("int", "uint") and number:
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise InvalidInput(f"{where}: {path!r} is declared {kind}, but is {value!r}")
-            value = int(value)
-        low, high = (_INT64_MIN, _INT64_MAX) if kind.kind == "int" else (0, _UINT64_MAX)
-        if not low <= value <= high:
-            raise InvalidInput(f"{where}: {path!r} is declared {kind}, but {value} is out of range")
-        return UInt(value) if kind.kind == "uint" else value
-    if kind.kind == "double" and number:
-        return float(value)
-    if kind.kind in (TIMESTAMP_TYPE, DURATION_TYPE) and isinstance(value, str):
-        try:
-            return to_timestamp(value) if kind.kind == TIMESTAMP_TYPE else to_duration(value)
-        except EvaluationError as error:
-            raise InvalidInput(f"{where}: {path!r}: {error.message}") from None
-    if kind.kind == "list" and isinstance(value, list):
-        return [
-            _convert(item, kind.element, where, f"{path}[{index}]")
-            for index, item in enumerate(value)
-        ]
-    if kind.kind == "map" and isinstance(value, dict):
-        return {
-            _map_key(key, kind.element, where, path): _convert(
-                item, kind.value, where, f"{path}[{key!r}]"
-            )
-            for key, item in value.items()
-        }
-    return value
-
-
-def _map_key(key: str, kind: Type, where: str, path: str) -> Any:
-    """A JSON object key (always text) as the map's declared key type."""
-    if kind.kind not in ("int", "uint"):
-        return key
-    try:
-        number = int(key)
-    except ValueError:
-        raise InvalidInput(f"{where}: {path!r} has {kind} keys, but a key is {key!r}") from None
-    return _convert(number, kind, where, f"{path} key")
 
 
 # ---------------------------------------------------------------- show-python

@@ -53,6 +53,7 @@ from trusswork.rules._ast import (
 )
 from trusswork.rules._checker import Checked, check
 from trusswork.rules._codegen import generate
+from trusswork.rules._coerce import coerce_event
 from trusswork.rules._diagnostics import Diagnostic, RuleCheckError
 from trusswork.rules._explain import Explainer, Explanation
 from trusswork.rules._expression import parse_declarations
@@ -107,6 +108,7 @@ class RuleSet:
     ) -> None:
         self.rules = rules
         self.schema = {name: str(kind) for name, kind in schema.items()}
+        self._types = dict(schema)
         self.diagnostics = diagnostics
         self._by_name = {rule.name: rule for rule in rules}
 
@@ -136,6 +138,21 @@ class RuleSet:
                     Match(rule.name, rule.severity, rule.tags, rule.message(event), rule.action)
                 )
         return matched
+
+    def coerce(self, event: Mapping[str, Any], *, where: str = "event") -> dict[str, Any]:
+        """``event`` (decoded JSON, say) with each input converted to its declared type.
+
+        Integral JSON numbers become ``int`` or ``UInt`` inputs, numbers ``double``
+        ones, RFC 3339 and Go duration text timestamps and durations, inside lists
+        and maps too; undeclared names pass through.
+
+        Raises
+        ------
+        InvalidInput
+            Naming ``where`` and the input, for a value that cannot be its
+            declared type without loss (``1.5`` for an ``int``).
+        """
+        return coerce_event(event, self._types, where)
 
     def explain(self, event: Mapping[str, Any]) -> list[Explanation]:
         """One :class:`Explanation` per rule, in file order."""
