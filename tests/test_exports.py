@@ -69,6 +69,14 @@ EXPECTED: dict[str, set[str]] = {
         "reason_phrase",
         "serve",
     },
+    "trusswork.ratelimit": {
+        "Decision",
+        "Decisions",
+        "FixedWindow",
+        "Hierarchy",
+        "SlidingWindow",
+        "TokenBucket",
+    },
     "trusswork.retry": {
         "Attempt",
         "AttemptScope",

@@ -1,0 +1,60 @@
+"""Rate limiting: token buckets and sliding windows in C, distributed over Redis.
+
+Usage::
+
+    from trusswork.ratelimit import TokenBucket
+
+    limiter = TokenBucket(rate=10, burst=20)   # 10 per second, bursts of 20
+    decision = limiter.acquire("user:42")
+    if not decision:
+        wait(decision.retry_after)
+
+In-process limiters (:class:`TokenBucket`, :class:`SlidingWindow`,
+:class:`FixedWindow`) keep one compiled table for millions of keys; their
+:class:`RedisLimiter` twin shares limits between processes with atomic Lua
+scripts. Every limiter answers ``acquire(key, cost=1)`` with a
+:class:`Decision` (``allowed``, ``remaining``, ``retry_after``,
+``reset_after``). :class:`Hierarchy` checks a request against several
+limits at once, :class:`FairShare` divides a capacity among active keys and
+:class:`AdaptiveLimit` moves a limit with the protected service's error
+budget. :mod:`trusswork.ratelimit` also has the HTTP middleware (RateLimit
+headers, 429 responses) and the standalone limiter service.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from trusswork.ratelimit._table import (
+    Decision,
+    Decisions,
+    FixedWindow,
+    SlidingWindow,
+    TokenBucket,
+)
+
+# Public names defined in modules that import more (redis, the HTTP server): loaded on
+# first use, so `import trusswork.ratelimit` stays light.
+_LAZY = {
+    "Hierarchy": "trusswork.ratelimit._hierarchy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trusswork.ratelimit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Decision",
+    "Decisions",
+    "FixedWindow",
+    "Hierarchy",
+    "SlidingWindow",
+    "TokenBucket",
+]
