@@ -314,8 +314,8 @@ static void decide_log(const tw_bucket_table *t, uint64_t *st, int64_t cost, int
         head = head + 1 == limit ? 0 : head + 1;
         n--;
     }
-    /* Dropping expired stamps changes no decision: keep it even for a peek. */
-    st[0] = head | (n << 32);
+    /* The expired stamps are forgotten only when the request is recorded (below): a
+     * peek or a denial changes nothing, even for a clock that later goes back. */
     int64_t count = (int64_t)n;
     int64_t newest = n > 0 ? (int64_t)ring[(head + n - 1) % limit] : INT64_MIN;
     if (cost <= t->limit && count + cost <= t->limit) {
@@ -445,6 +445,7 @@ void tw_bucket_free(tw_bucket_table *t) {
 static int acquire_locked(tw_bucket_table *t, uint64_t hi, uint64_t lo, int64_t cost, int64_t now, int commit,
                           tw_bucket_decision *d) {
     if (cost < 0 || (hi | lo) == 0) return TW_ERR_INVALID;
+    if (cost == 0) commit = 0; /* asking without taking records nothing */
     uint64_t *s = probe(t, hi, lo);
     if ((s[0] | s[1]) != 0) {
         decide(t, s + 2, cost, now, commit, d);
