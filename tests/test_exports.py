@@ -42,6 +42,7 @@ EXPECTED: dict[str, set[str]] = {
         "Seconds",
         "load_config",
         "parse_duration",
+        "read_toml",
     },
     "trusswork.http": {
         "App",
@@ -70,12 +71,19 @@ EXPECTED: dict[str, set[str]] = {
         "serve",
     },
     "trusswork.ratelimit": {
+        "SLO",
+        "AdaptiveLimit",
         "Decision",
         "Decisions",
+        "FairShare",
         "FixedWindow",
         "Hierarchy",
+        "LevelDecision",
+        "LimitChange",
+        "SimulationRow",
         "SlidingWindow",
         "TokenBucket",
+        "simulate_adaptive",
     },
     "trusswork.retry": {
         "Attempt",

@@ -24,7 +24,7 @@ headers, 429 responses) and the standalone limiter service.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trusswork.ratelimit._table import (
     Decision,
@@ -34,10 +34,28 @@ from trusswork.ratelimit._table import (
     TokenBucket,
 )
 
+if TYPE_CHECKING:
+    from trusswork.ratelimit._adaptive import (
+        SLO,
+        AdaptiveLimit,
+        LimitChange,
+        SimulationRow,
+        simulate_adaptive,
+    )
+    from trusswork.ratelimit._fair import FairShare
+    from trusswork.ratelimit._hierarchy import Hierarchy, LevelDecision
+
 # Public names defined in modules that import more (redis, the HTTP server): loaded on
 # first use, so `import trusswork.ratelimit` stays light.
 _LAZY = {
     "Hierarchy": "trusswork.ratelimit._hierarchy",
+    "LevelDecision": "trusswork.ratelimit._hierarchy",
+    "FairShare": "trusswork.ratelimit._fair",
+    "AdaptiveLimit": "trusswork.ratelimit._adaptive",
+    "SLO": "trusswork.ratelimit._adaptive",
+    "LimitChange": "trusswork.ratelimit._adaptive",
+    "SimulationRow": "trusswork.ratelimit._adaptive",
+    "simulate_adaptive": "trusswork.ratelimit._adaptive",
 }
 
 
@@ -51,10 +69,17 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "SLO",
+    "AdaptiveLimit",
     "Decision",
     "Decisions",
+    "FairShare",
     "FixedWindow",
     "Hierarchy",
+    "LevelDecision",
+    "LimitChange",
+    "SimulationRow",
     "SlidingWindow",
     "TokenBucket",
+    "simulate_adaptive",
 ]
