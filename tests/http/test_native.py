@@ -170,3 +170,32 @@ def test_middleware_wraps_handlers(site: tuple[httpx.Client, App, Path]) -> None
 def test_static_files_root_must_exist(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not a directory"):
         StaticFiles(tmp_path / "missing")
+
+
+def test_plain_middleware_runs_on_every_request_of_a_static_route() -> None:
+    # After the first request a plain handler wrapped in plain middleware is answered
+    # by the server's compiled path; the middleware must still run every time.
+    calls: list[str] = []
+
+    def counting(handler: Any) -> Any:
+        def wrapped(request: HTTPRequest, **params: Any) -> Any:
+            calls.append(request.path)
+            if request.header(b"x-block"):
+                return Response(b"blocked", status=429)
+            response = handler(request, **params)
+            response.headers.append((b"x-count", str(len(calls)).encode()))
+            return response
+
+        return wrapped
+
+    app = App(middleware=[counting])
+
+    @app.get("/plain")
+    def plain(request: HTTPRequest) -> Response:
+        return Response(b"ok")
+
+    with running(app) as srv, httpx.Client(base_url=f"http://127.0.0.1:{srv.port}") as client:
+        counts = [client.get("/plain").headers["x-count"] for _ in range(3)]
+        blocked = client.get("/plain", headers={"x-block": "1"})
+    assert counts == ["1", "2", "3"] and calls == ["/plain"] * 4
+    assert (blocked.status_code, blocked.content) == (429, b"blocked")

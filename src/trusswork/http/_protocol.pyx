@@ -658,14 +658,12 @@ cdef class Response:
 cdef object _native_answer(object app, Exchange exchange):
     """``App._answer`` for its commonest case, compiled; the rest goes to it.
 
-    The case: no middleware, a static route (no parameters, no percent
-    escapes), a handler known to be a plain function, which returns bytes
-    or a plain :class:`Response`.
+    The case: a static route (no parameters, no percent escapes) whose
+    handler, wrapped in the app's middleware if it has any, is known to be a
+    plain function, which returns bytes or a plain :class:`Response`.
     """
     request = exchange.request
     cdef HTTPRequest http_request = HTTPRequest(request, exchange)
-    if app.middleware:
-        return app._answer(exchange, http_request)
     path = http_request.path
     matches = app.router._static_matches.get(path)
     if matches is None or "%" in path:
@@ -674,6 +672,10 @@ cdef object _native_answer(object app, Exchange exchange):
     if match is None:
         return app._answer(exchange, http_request)
     handler = match.handler
+    if app.middleware:
+        handler = app._wrapped.get(handler)
+        if handler is None:
+            return app._answer(exchange, http_request)
     if app._plain.get(handler) is not True:
         return app._answer(exchange, http_request)
     try:
