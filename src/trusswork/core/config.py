@@ -53,7 +53,7 @@ from typing import Annotated, Any, Final, TypeVar, Union, final
 
 from trusswork.core.errors import InvalidInput, NotFound, ParseError
 
-__all__ = ["CONFIG_FILENAME", "ENV_PREFIX", "Seconds", "load_config", "parse_duration"]
+__all__ = ["CONFIG_FILENAME", "ENV_PREFIX", "Seconds", "load_config", "parse_duration", "read_toml"]
 
 T = TypeVar("T")
 
@@ -252,7 +252,15 @@ def _from_value(field: _Field, value: Any, source: str) -> Any:
     return value
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict.
+
+    Raises
+    ------
+    ParseError
+        For bytes that are not UTF-8 or text that is not TOML, with the file
+        name, line and column.
+    """
     import tomllib  # lazily: most imports of trusswork.core never read a file
 
     raw = path.read_bytes()
@@ -344,7 +352,7 @@ def load_config(
     if path is not None and not file.is_file():
         raise NotFound(f"config file {str(file)!r} does not exist")
     if file.is_file():
-        table = _read_toml(file).get(section, {})
+        table = read_toml(file).get(section, {})
         where = f"{file} [{section}]"
         if not isinstance(table, dict):
             raise InvalidInput(f"{file}: {section!r} must be a table ([{section}]), not a value")
