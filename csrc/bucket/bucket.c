@@ -562,6 +562,11 @@ int tw_bucket_acquire_levels(tw_bucket_table *const *tables, const uint64_t *hi,
         for (size_t i = 0; i < levels && code == TW_OK; i++) {
             code = acquire_locked(tables[i], hi[i], lo[i], cost, nows[i], 1, &out[i]);
         }
+    } else if (code == TW_OK && !all) {
+        /* Nothing was charged: a level that would have admitted reports what it holds now. */
+        for (size_t i = 0; i < levels && code == TW_OK; i++) {
+            if (out[i].allowed) code = acquire_locked(tables[i], hi[i], lo[i], 0, nows[i], 0, &out[i]);
+        }
     }
     for (size_t i = unique; i > 0; i--) table_unlock(&order[i - 1]->lock);
     *allowed = code == TW_OK && all;

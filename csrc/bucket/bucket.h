@@ -97,8 +97,10 @@ int tw_bucket_acquire_batch_u64(tw_bucket_table *table, const uint64_t *keys, ui
  * per-user, per-route limits...): it is admitted only when every level admits
  * it, and then recorded in every level; a denied request is recorded in none.
  * tables[i] is decided for key (hi[i], lo[i]) at nows[i]; out[i] gets each
- * level's decision as if it were asked alone (so a caller can tell which level
- * refused). All tables are locked for the whole decision, in address order.
+ * level's decision (so a caller can tell which level refused); when the
+ * request is denied, a level that would have admitted it reports what it holds
+ * now (its decision for cost 0). All tables are locked for the whole
+ * decision, in address order.
  * *allowed gets the overall answer. A table may appear more than once only
  * with different keys.
  */

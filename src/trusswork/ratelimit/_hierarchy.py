@@ -28,7 +28,9 @@ class LevelDecision:
     allowed : bool
         True when every level admitted the request (it was charged in all).
     levels : dict of str to Decision
-        Each level's own answer, as if it had been asked alone.
+        Each level's own answer. When the request is denied, nothing was
+        charged: a level that would have admitted it reports what it holds
+        now (its ``remaining`` before this request).
     denied_by : tuple of str
         The levels that refused, in level order.
     """

@@ -544,7 +544,8 @@ def acquire_levels(levels, cost=1):
     -------
     tuple of (bool, list of Decision)
         Whether every level admits the request (then it is recorded in every
-        level; otherwise in none) and each level's own decision.
+        level; otherwise in none) and each level's own decision (on a denial,
+        a level that would have admitted reports what it holds now).
     """
     cdef Py_ssize_t n = len(levels), i, j
     cdef int64_t c = _cost(cost)
