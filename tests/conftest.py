@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -125,7 +126,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def redis_prefix(request: pytest.FixtureRequest) -> str:
     """A key prefix unique to this test; ``redis_client`` deletes every key under it."""
-    return f"tw-test:{request.node.name[:40]}:{uuid.uuid4().hex[:12]}:"
+    # Only plain characters: SCAN MATCH reads [ ] * ? \\ in a parametrized test's name
+    # as a pattern, and the cleanup would miss its keys.
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name[:40])
+    return f"tw-test:{name}:{uuid.uuid4().hex[:12]}:"
 
 
 @pytest.fixture

@@ -226,7 +226,7 @@ def test_hierarchy_charges_every_level_or_none() -> None:
 
 
 def test_hierarchy_rejects_malformed_levels_and_keys() -> None:
-    with pytest.raises(InvalidInput, match="at least one level"):
+    with pytest.raises(InvalidInput, match="between 1 and 64 levels"):
         Hierarchy({})
     with pytest.raises(InvalidInput, match="in-process limiter"):
         Hierarchy({"a": object()})  # type: ignore[dict-item]

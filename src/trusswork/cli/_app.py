@@ -64,6 +64,7 @@ COMMANDS: tuple[Command, ...] = (
         passthrough=True,
     ),
     Command("storage", "check and dump write-ahead log and B+tree files", "trusswork.cli._storage"),
+    Command("ratelimit", "serve, check, try and simulate rate limits", "trusswork.cli._ratelimit"),
     Command("retry", "print retry schedules and rerun the jitter study", "trusswork.cli._retry"),
     Command("http", "serve an ASGI app or a trusswork.http.App", "trusswork.cli._http"),
     Command("rules", "check, evaluate and explain CEL rule files", "trusswork.cli._rules"),

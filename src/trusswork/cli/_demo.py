@@ -75,6 +75,11 @@ SECTIONS: tuple[DemoSection, ...] = (
     DemoSection(
         "rules", "Rules DSL: compile, explain, check, Numba JIT", "trusswork.cli._rules_demo"
     ),
+    DemoSection(
+        "ratelimit",
+        "Rate limits: a burst, headers, hierarchy, adaptive limits",
+        "trusswork.cli._ratelimit_demo",
+    ),
 )
 
 

@@ -42,8 +42,14 @@ if TYPE_CHECKING:
         SimulationRow,
         simulate_adaptive,
     )
+    from trusswork.ratelimit._audit import AuditEntry, AuditLog
     from trusswork.ratelimit._fair import FairShare
     from trusswork.ratelimit._hierarchy import Hierarchy, LevelDecision
+    from trusswork.ratelimit._middleware import RateLimitMiddleware, ratelimit_middleware
+    from trusswork.ratelimit._policy import Policy, load_policies
+    from trusswork.ratelimit._policyset import PolicySet
+    from trusswork.ratelimit._redis import RedisHierarchy, RedisLimiter
+    from trusswork.ratelimit._service import build_app, serve
 
 # Public names defined in modules that import more (redis, the HTTP server): loaded on
 # first use, so `import trusswork.ratelimit` stays light.
@@ -56,6 +62,17 @@ _LAZY = {
     "LimitChange": "trusswork.ratelimit._adaptive",
     "SimulationRow": "trusswork.ratelimit._adaptive",
     "simulate_adaptive": "trusswork.ratelimit._adaptive",
+    "RedisLimiter": "trusswork.ratelimit._redis",
+    "RedisHierarchy": "trusswork.ratelimit._redis",
+    "Policy": "trusswork.ratelimit._policy",
+    "load_policies": "trusswork.ratelimit._policy",
+    "PolicySet": "trusswork.ratelimit._policyset",
+    "AuditLog": "trusswork.ratelimit._audit",
+    "AuditEntry": "trusswork.ratelimit._audit",
+    "ratelimit_middleware": "trusswork.ratelimit._middleware",
+    "RateLimitMiddleware": "trusswork.ratelimit._middleware",
+    "build_app": "trusswork.ratelimit._service",
+    "serve": "trusswork.ratelimit._service",
 }
 
 
@@ -71,6 +88,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SLO",
     "AdaptiveLimit",
+    "AuditEntry",
+    "AuditLog",
     "Decision",
     "Decisions",
     "FairShare",
@@ -78,8 +97,17 @@ __all__ = [
     "Hierarchy",
     "LevelDecision",
     "LimitChange",
+    "Policy",
+    "PolicySet",
+    "RateLimitMiddleware",
+    "RedisHierarchy",
+    "RedisLimiter",
     "SimulationRow",
     "SlidingWindow",
     "TokenBucket",
+    "build_app",
+    "load_policies",
+    "ratelimit_middleware",
+    "serve",
     "simulate_adaptive",
 ]

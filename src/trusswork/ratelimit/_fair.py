@@ -1,4 +1,4 @@
-"""inted fair sharing of one capacity among the keys that are using it.
+"""Weighted fair sharing of one capacity among the keys that are using it.
 
 :class:`FairShare` admits at most what a token bucket of ``rate`` per second
 and ``burst`` would admit in total, and divides that capacity among the keys

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from trusswork.core.errors import InvalidInput
 from trusswork.ratelimit._table import Decision, _Limiter, acquire_levels
 
-__all__ = ["Hierarchy", "LevelDecision"]
+__all__ = ["MAX_LEVELS", "Hierarchy", "LevelDecision", "NamedLevels"]
 
 Key = str | bytes | int
+L = TypeVar("L")
+
+#: The most levels one request may be checked against (csrc/bucket locks them all).
+MAX_LEVELS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,80 @@ class LevelDecision:
         return max((self.levels[name].retry_after for name in self.denied_by), default=0.0)
 
 
-class Hierarchy:
+class NamedLevels(Generic[L]):
+    """Named levels of limiters, outermost first, and the keys given for them.
+
+    The part :class:`Hierarchy` and ``RedisHierarchy`` share: checking the
+    levels, looking one up by name and ordering the keys of a request.
+    ``kind`` names the limiters accepted, for error messages.
+    """
+
+    def __init__(
+        self,
+        levels: Mapping[str, L] | Sequence[tuple[str, L]],
+        accepts: type | tuple[type, ...],
+        kind: str,
+    ) -> None:
+        pairs = list(levels.items()) if isinstance(levels, Mapping) else list(levels)
+        if not 1 <= len(pairs) <= MAX_LEVELS:
+            raise InvalidInput(f"between 1 and {MAX_LEVELS} levels are needed, not {len(pairs)}")
+        names: list[str] = []
+        for index, pair in enumerate(pairs):
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise InvalidInput(f"level {index}: expected (name, limiter), not {pair!r}")
+            name, limiter = pair
+            if not isinstance(name, str) or not name:
+                raise InvalidInput(f"level {index}: the name must be a non-empty str")
+            if name in names:
+                raise InvalidInput(f"level {name!r} is given twice")
+            if not isinstance(limiter, accepts):
+                raise InvalidInput(f"level {name!r}: expected {kind}, not {type(limiter).__name__}")
+            names.append(name)
+        self._names = tuple(names)
+        self._levels: tuple[L, ...] = tuple(limiter for _, limiter in pairs)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The level names, outermost first."""
+        return self._names
+
+    def __getitem__(self, name: str) -> L:
+        try:
+            return self._levels[self._names.index(name)]
+        except ValueError:
+            raise InvalidInput(f"no level named {name!r} (levels: {list(self._names)})") from None
+
+    def _ordered(self, keys: Mapping[str, Key] | Sequence[Key]) -> list[Key]:
+        """One key per level, in level order, from a mapping by name or a sequence."""
+        if isinstance(keys, Mapping):
+            missing = [name for name in self._names if name not in keys]
+            unknown = [name for name in keys if name not in self._names]
+            if missing or unknown:
+                raise InvalidInput(
+                    f"keys must name every level exactly: missing {missing}, unknown {unknown}"
+                )
+            return [keys[name] for name in self._names]
+        if isinstance(keys, (str, bytes)):
+            raise InvalidInput("keys must be one key per level (a mapping or a sequence)")
+        ordered = list(keys)
+        if len(ordered) != len(self._names):
+            raise InvalidInput(f"{len(ordered)} keys for {len(self._names)} levels")
+        return ordered
+
+    def _answer(self, allowed: bool, decisions: Sequence[Decision]) -> LevelDecision:
+        levels = dict(zip(self._names, decisions, strict=True))
+        denied = tuple(name for name, decision in levels.items() if not decision.allowed)
+        return LevelDecision(allowed, levels, denied)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(
+            f"{name!r}: {limiter!r}"
+            for name, limiter in zip(self._names, self._levels, strict=True)
+        )
+        return f"{type(self).__name__}({{{inner}}})"
+
+
+class Hierarchy(NamedLevels[_Limiter]):
     """Named levels of in-process limits, every one of which must admit a request.
 
     Parameters
@@ -77,59 +155,14 @@ class Hierarchy:
     """
 
     def __init__(self, levels: Mapping[str, _Limiter] | Sequence[tuple[str, _Limiter]]) -> None:
-        pairs = list(levels.items()) if isinstance(levels, Mapping) else list(levels)
-        if not pairs:
-            raise InvalidInput("a Hierarchy needs at least one level")
-        names: list[str] = []
-        for index, pair in enumerate(pairs):
-            if not (isinstance(pair, tuple) and len(pair) == 2):
-                raise InvalidInput(f"level {index}: expected (name, limiter), not {pair!r}")
-            name, limiter = pair
-            if not isinstance(name, str) or not name:
-                raise InvalidInput(f"level {index}: the name must be a non-empty str")
-            if name in names:
-                raise InvalidInput(f"level {name!r} is given twice")
-            if not isinstance(limiter, _Limiter):
-                raise InvalidInput(
-                    f"level {name!r}: expected an in-process limiter (TokenBucket, "
-                    f"SlidingWindow, FixedWindow), not {type(limiter).__name__}"
-                )
-            names.append(name)
-        self._names = tuple(names)
-        self._limiters = tuple(limiter for _, limiter in pairs)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The level names, outermost first."""
-        return self._names
-
-    def __getitem__(self, name: str) -> _Limiter:
-        try:
-            return self._limiters[self._names.index(name)]
-        except ValueError:
-            raise InvalidInput(f"no level named {name!r} (levels: {list(self._names)})") from None
+        super().__init__(
+            levels,
+            _Limiter,
+            "an in-process limiter (TokenBucket, SlidingWindow, FixedWindow)",
+        )
 
     def _pairs(self, keys: Mapping[str, Key] | Sequence[Key]) -> list[tuple[_Limiter, Key]]:
-        if isinstance(keys, Mapping):
-            missing = [name for name in self._names if name not in keys]
-            unknown = [name for name in keys if name not in self._names]
-            if missing or unknown:
-                raise InvalidInput(
-                    f"keys must name every level exactly: missing {missing}, unknown {unknown}"
-                )
-            ordered = [keys[name] for name in self._names]
-        elif isinstance(keys, (str, bytes)):
-            raise InvalidInput("keys must be one key per level (a mapping or a sequence)")
-        else:
-            ordered = list(keys)
-            if len(ordered) != len(self._names):
-                raise InvalidInput(f"{len(ordered)} keys for {len(self._names)} levels")
-        return list(zip(self._limiters, ordered, strict=True))
-
-    def _answer(self, allowed: bool, decisions: list[Decision]) -> LevelDecision:
-        levels = dict(zip(self._names, decisions, strict=True))
-        denied = tuple(name for name, decision in levels.items() if not decision.allowed)
-        return LevelDecision(allowed, levels, denied)
+        return list(zip(self._levels, self._ordered(keys), strict=True))
 
     def acquire(self, keys: Mapping[str, Key] | Sequence[Key], cost: int = 1) -> LevelDecision:
         """Decide one request of ``cost`` units: ``keys`` gives each level's key.
@@ -146,10 +179,3 @@ class Hierarchy:
         """The decision :meth:`acquire` would make now, recording nothing."""
         decisions = [limiter.peek(key, cost) for limiter, key in self._pairs(keys)]
         return self._answer(all(decisions), decisions)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(
-            f"{name!r}: {limiter!r}"
-            for name, limiter in zip(self._names, self._limiters, strict=True)
-        )
-        return f"Hierarchy({{{inner}}})"
