@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -314,7 +315,10 @@ def test_serve_runs_the_service_from_a_config_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- Redis
 
 
-def test_two_services_share_a_redis_policy(redis_url: str, redis_prefix: str) -> None:
+def test_two_services_share_a_redis_policy(
+    redis_url: str, redis_prefix: str, redis_client: Any
+) -> None:
+    # redis_client is asked for its cleanup: it deletes the keys under redis_prefix.
     policy = Policy("shared", "fixed_window", limit=5, window=3600, backend=redis_url)
 
     def factory(p: Policy) -> Limiter:
