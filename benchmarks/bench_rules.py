@@ -13,7 +13,10 @@ Groups (``impl`` names in brackets; ours is ``trusswork``):
   <trusswork.rules.Rule.evaluate_columns>` of a 10-condition rule over int,
   double and bool columns of ``ROWS`` rows, the Numba kernel compiled before
   timing [``numpy``: the same condition as one numpy expression of ``&``,
-  ``|`` and ``~``; ``per-row-python``: ``rule.evaluate`` on one dict per row].
+  ``|`` and ``~``; ``per-row-python``: ``rule.evaluate`` on one dict per row;
+  ``read-columns``: not a peer but the memory bound, a parallel Numba loop
+  that only reads every column once and writes one bool per row, as any
+  evaluation must: our ratio to it shows how much room is left].
   A million row dicts would hold about a gigabyte, so a round of the per-row
   peer evaluates only the first ``PER_ROW_ROWS`` rows: track.py compares minimum
   round times and cannot rescale one side, so its ratio for this peer is the
@@ -250,7 +253,29 @@ def _per_row(rule: rules.Rule, rows: list[dict[str, Any]]) -> BoolArray:
     return np.fromiter(map(rule.evaluate, rows), dtype=np.bool_, count=len(rows))
 
 
-@pytest.mark.parametrize("impl", ["trusswork", "numpy", "per-row-python"])
+def read_columns_kernel() -> Callable[..., BoolArray]:
+    """A Numba loop that reads each of NUMERIC_SCHEMA's columns once per row and does
+    almost nothing else (the 8-byte columns are ORed as raw int64 bits)."""
+    import numba
+
+    @numba.njit(parallel=True, nogil=True)  # type: ignore[misc]
+    def read(out: Any, c0: Any, c1: Any, c2: Any, c3: Any, c4: Any, c5: Any, c6: Any,
+             c7: Any, c8: Any, c9: Any) -> None:  # fmt: skip
+        for i in numba.prange(len(out)):
+            bits = c0[i] | c1[i] | c2[i] | c3[i] | c4[i] | c5[i] | c6[i] | c7[i]
+            out[i] = (bits != 0) | c8[i] | c9[i]
+
+    def run(columns: dict[str, Any]) -> BoolArray:
+        wide = [columns[n].view(np.int64) for n in NUMERIC_SCHEMA if columns[n].itemsize == 8]
+        narrow = [columns[n] for n in NUMERIC_SCHEMA if columns[n].itemsize == 1]
+        out = np.empty(len(wide[0]), dtype=np.bool_)
+        read(out, *wide, *narrow)
+        return out
+
+    return run
+
+
+@pytest.mark.parametrize("impl", ["trusswork", "numpy", "per-row-python", "read-columns"])
 def test_numeric_1m_rows(bench: Any, columns: dict[str, Any], impl: str) -> None:
     group = "numeric-1M-rows"
     rule = rules.compile(NUMERIC_RULE, NUMERIC_SCHEMA, name="overloaded_host")
@@ -265,6 +290,11 @@ def test_numeric_1m_rows(bench: Any, columns: dict[str, Any], impl: str) -> None
         assert np.array_equal(numpy_rule(columns), expected)
         result = bench(group, impl, numpy_rule, columns, rows=ROWS)
         assert np.array_equal(result, expected)
+    elif impl == "read-columns":
+        read = read_columns_kernel()
+        read(columns)  # compile before timing, as for ours
+        result = bench(group, impl, read, columns, rows=ROWS, bound="memory")
+        assert result.shape == expected.shape
     else:
         names = list(columns)
         rows = [

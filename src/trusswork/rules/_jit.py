@@ -60,6 +60,9 @@ def _forbid_parallel_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_forbid_parallel_after_fork)
 
+# The flags argument of a counting kernel, which never writes it.
+_NO_FLAGS = np.zeros(0, dtype=np.bool_)
+
 _DTYPES: dict[str, type[np.generic]] = {"int": np.int64, "double": np.float64, "bool": np.bool_}
 _PYTHON: dict[str, type] = {"int": int, "double": float, "bool": bool}
 _ARITHMETIC = frozenset({"+", "-", "*", "/", "%"})
@@ -418,20 +421,24 @@ class NumericKernel:
         *,
         can_fail: bool,
         parallel: bool,
+        counting_source: str | None = None,
     ) -> None:
         self.variables = variables
         self.kinds = kinds
         self.result_kind = result_kind
         self.source = source
+        self._counting_source = counting_source or source
         self._constants = constants
         self._parallel = parallel
         self._can_fail = can_fail
-        self._compiled: dict[bool, Callable[..., int]] = {}
+        self._compiled: dict[tuple[bool, bool], Callable[..., int]] = {}
         self._lock = threading.Lock()
 
-    def _kernel(self, parallel: bool) -> Callable[..., int]:
+    def _kernel(self, parallel: bool, record: bool = True) -> Callable[..., int]:
+        """The kernel that counts the rows where CEL raises and, with ``record``,
+        flags them in ``failed`` (the counting one writes nothing but ``out``)."""
         with self._lock:
-            compiled = self._compiled.get(parallel)
+            compiled = self._compiled.get((parallel, record))
             if compiled is None:
                 import numba
 
@@ -440,7 +447,7 @@ class NumericKernel:
                 namespace["_f64"] = np.float64
                 namespace["_range"] = numba.prange if parallel else range
                 # Built from a checked tree: no CEL name or text reaches the code (see module).
-                exec(self.source, namespace)
+                exec(self.source if record else self._counting_source, namespace)
                 compiled = numba.njit(
                     parallel=parallel,
                     error_model="numpy",
@@ -448,20 +455,25 @@ class NumericKernel:
                     fastmath=False,
                     nogil=True,
                 )(namespace["_kernel"])
-                self._compiled[parallel] = compiled
+                self._compiled[parallel, record] = compiled
             return compiled
 
     def _run(
-        self, length: int, out: np.ndarray, failed: np.ndarray, arrays: list[np.ndarray]
+        self,
+        length: int,
+        out: np.ndarray,
+        failed: np.ndarray,
+        arrays: list[np.ndarray],
+        record: bool = True,
     ) -> int:
         """Run the parallel kernel when it is safe and worth it, the serial one otherwise."""
         if self._parallel and length >= PARALLEL_ROWS and _PARALLEL.acquire(blocking=False):
             try:
                 if _parallel_allowed:
-                    return int(self._kernel(True)(length, out, failed, *arrays))
+                    return int(self._kernel(True, record)(length, out, failed, *arrays))
             finally:
                 _PARALLEL.release()
-        return int(self._kernel(False)(length, out, failed, *arrays))
+        return int(self._kernel(False, record)(length, out, failed, *arrays))
 
     def _columns(self, columns: Mapping[str, Any]) -> tuple[int, list[np.ndarray]]:
         arrays: list[np.ndarray] = []
@@ -524,9 +536,11 @@ class NumericKernel:
         """
         length, arrays = self._columns(columns)
         out = np.empty(length, dtype=_DTYPES[self.result_kind])
-        # A kernel that cannot fail never writes the flags: skip allocating them.
-        failed = np.zeros(length if self._can_fail else 0, dtype=np.bool_)
-        if self._run(length, out, failed, arrays):
+        # First only count the rows where CEL raises: no flags to allocate and write.
+        # Only when there are some, run again recording which (errors are rare).
+        if self._run(length, out, _NO_FLAGS, arrays, record=False):
+            failed = np.zeros(length, dtype=np.bool_)
+            self._run(length, out, failed, arrays)
             for row in np.flatnonzero(failed).tolist():
                 bindings = {
                     name: _PYTHON[self.kinds[name]](array[row])
@@ -587,10 +601,13 @@ def numeric_kernel(
         lines.append(f"        {generator.columns[name]} = c{index}[i]")
     lines.extend(f"        {line}" for line in generator.lines)
     lines.append(f"        out[i] = {value}")
+    counting = list(lines)
     if error is not None:
         lines.append(f"        failed[i] = {error}")
         lines.append(f"        count += {error}")
+        counting.append(f"        count += {error}")
     lines.append("    return count")
+    counting.append("    return count")
     return NumericKernel(
         variables,
         {name: generator.kinds[name] for name in variables},
@@ -599,4 +616,5 @@ def numeric_kernel(
         generator.constants,
         can_fail=error is not None,
         parallel=parallel,
+        counting_source="\n".join(counting) + "\n",
     )
