@@ -26,6 +26,7 @@ struct tw_bucket_table {
     int64_t period; /* token bucket: ns per token; windows: window length in ns */
     int64_t limit;  /* token bucket: burst; windows: units per window */
     int64_t tau;    /* token bucket: burst * period */
+    uint64_t magic; /* token bucket: floor((2^64 - 1) / period), to divide by period fast */
     size_t stride;  /* uint64 words per slot: 2 key words + state */
     size_t capacity;
     size_t count;
@@ -64,6 +65,13 @@ static int64_t sat_sub(int64_t a, int64_t b) {
     if (b < 0 && a > INT64_MAX + b) return INT64_MAX;
     if (b > 0 && a < INT64_MIN + b) return INT64_MIN;
     return a - b;
+}
+
+/* x / d for 0 <= x and magic = floor((2^64 - 1) / d): one multiplication, one correction. */
+static inline int64_t div_by(int64_t x, int64_t d, uint64_t magic) {
+    uint64_t q = (uint64_t)(((__uint128_t)(uint64_t)x * magic) >> 64); /* q or q - 1 */
+    if ((q + 1) * (uint64_t)d <= (uint64_t)x) q++;
+    return (int64_t)q;
 }
 
 /* The start of the aligned window holding now: now - (now mod period), floor mod. */
@@ -197,7 +205,7 @@ static void decide_token(const tw_bucket_table *t, uint64_t *st, int64_t cost, i
     int64_t used = sat_sub(base, now); /* above tau only when the clock went back */
     if (cost > t->limit) {
         d->allowed = 0;
-        d->remaining = used <= tau ? (tau - used) / iv : 0;
+        d->remaining = used <= tau ? div_by(tau - used, iv, t->magic) : 0;
         d->retry_after_ns = TW_BUCKET_NEVER;
         d->reset_after_ns = used;
         return;
@@ -206,12 +214,12 @@ static void decide_token(const tw_bucket_table *t, uint64_t *st, int64_t cost, i
     if (after <= tau) {
         if (commit) st[0] = (uint64_t)sat_add(base, cost * iv);
         d->allowed = 1;
-        d->remaining = (tau - after) / iv;
+        d->remaining = div_by(tau - after, iv, t->magic);
         d->retry_after_ns = 0;
         d->reset_after_ns = after;
     } else {
         d->allowed = 0;
-        d->remaining = used <= tau ? (tau - used) / iv : 0;
+        d->remaining = used <= tau ? div_by(tau - used, iv, t->magic) : 0;
         d->retry_after_ns = after - tau;
         d->reset_after_ns = used;
     }
@@ -387,6 +395,39 @@ static int rebuild(tw_bucket_table *t, size_t new_capacity, int64_t now, int kee
     return TW_OK;
 }
 
+/* Remove the key in slot `index`; backward-shift deletion keeps every other key
+ * reachable without tombstones. */
+static void delete_at(tw_bucket_table *t, size_t index) {
+    size_t mask = t->capacity - 1, hole = index, j = index;
+    for (;;) {
+        j = (j + 1) & mask;
+        uint64_t *next = slot_at(t, j);
+        if ((next[0] | next[1]) == 0) break;
+        size_t home = (size_t)next[0] & mask;
+        /* next may fill the hole if its home is not cyclically in (hole, j]. */
+        int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            memcpy(slot_at(t, hole), next, t->stride * sizeof(uint64_t));
+            hole = j;
+        }
+    }
+    memset(slot_at(t, hole), 0, t->stride * sizeof(uint64_t));
+    t->count--;
+}
+
+/* Drop the idle keys without moving the table. The scan starts just after an empty
+ * slot and goes once round: a deletion only pulls later keys of the same run back
+ * into the slot being looked at, so every key is looked at. */
+static void drop_idle(tw_bucket_table *t, int64_t now) {
+    size_t mask = t->capacity - 1, start = 0;
+    while ((slot_at(t, start)[0] | slot_at(t, start)[1]) != 0) start++;
+    for (size_t step = 1; step <= t->capacity; step++) {
+        size_t i = (start + step) & mask;
+        uint64_t *s = slot_at(t, i);
+        while ((s[0] | s[1]) != 0 && is_idle(t, s + 2, now)) delete_at(t, i);
+    }
+}
+
 /* Room for one more key: drop idle keys, and double while the live ones fill over 3/8. */
 static int make_room(tw_bucket_table *t, int64_t now) {
     if ((t->count + 1) * 2 <= t->capacity) return TW_OK;
@@ -399,6 +440,10 @@ static int make_room(tw_bucket_table *t, int64_t now) {
     while ((live + 1) * 8 > capacity * 3) {
         if (capacity > SIZE_MAX / 2 / (t->stride * sizeof(uint64_t))) return TW_ERR_NOMEM;
         capacity *= 2;
+    }
+    if (capacity == t->capacity) {
+        drop_idle(t, now);
+        return TW_OK;
     }
     return rebuild(t, capacity, now, 0);
 }
@@ -417,6 +462,7 @@ tw_bucket_table *tw_bucket_new(int algorithm, int64_t period, int64_t limit, int
     t->period = period;
     t->limit = limit;
     t->tau = algorithm == TW_BUCKET_TOKEN ? limit * period : 0;
+    t->magic = UINT64_MAX / (uint64_t)period;
     t->stride = 2 + state_words(algorithm, limit);
     t->capacity = MIN_CAPACITY;
     t->slots = calloc(t->capacity, t->stride * sizeof(uint64_t));
@@ -578,22 +624,7 @@ int tw_bucket_reset(tw_bucket_table *t, uint64_t hi, uint64_t lo) {
     int held = 0;
     uint64_t *s = probe(t, hi, lo);
     if ((hi | lo) != 0 && (s[0] | s[1]) != 0) {
-        /* Backward-shift deletion keeps every other key reachable without tombstones. */
-        size_t mask = t->capacity - 1, hole = (size_t)(s - t->slots) / t->stride, j = hole;
-        for (;;) {
-            j = (j + 1) & mask;
-            uint64_t *next = slot_at(t, j);
-            if ((next[0] | next[1]) == 0) break;
-            size_t home = (size_t)next[0] & mask;
-            /* next may fill the hole if its home is not cyclically in (hole, j]. */
-            int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-            if (!stays) {
-                memcpy(slot_at(t, hole), next, t->stride * sizeof(uint64_t));
-                hole = j;
-            }
-        }
-        memset(slot_at(t, hole), 0, t->stride * sizeof(uint64_t));
-        t->count--;
+        delete_at(t, (size_t)(s - t->slots) / t->stride);
         held = 1;
     }
     table_unlock(&t->lock);
@@ -603,12 +634,10 @@ int tw_bucket_reset(tw_bucket_table *t, uint64_t hi, uint64_t lo) {
 size_t tw_bucket_sweep(tw_bucket_table *t, int64_t now) {
     table_lock(&t->lock);
     size_t before = t->count;
-    size_t capacity = t->capacity;
+    drop_idle(t, now);
     /* Shrink while the live keys would fill less than 1/8 of half the slots. */
-    if (rebuild(t, capacity, now, 0) == TW_OK) {
-        while (t->capacity > MIN_CAPACITY && t->count * 16 < t->capacity) {
-            if (rebuild(t, t->capacity / 2, now, 1) != TW_OK) break;
-        }
+    while (t->capacity > MIN_CAPACITY && t->count * 16 < t->capacity) {
+        if (rebuild(t, t->capacity / 2, now, 1) != TW_OK) break;
     }
     size_t dropped = before - t->count;
     table_unlock(&t->lock);
