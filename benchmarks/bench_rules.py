@@ -22,6 +22,10 @@ Groups (``impl`` names in brackets; ours is ``trusswork``):
   round times and cannot rescale one side, so its ratio for this peer is the
   per-row speed-up divided by ``PER_ROW_SCALE`` (50), as ``extra_info`` and
   floors.toml say.
+- ``numeric-derived-1M-rows``: the same columns under a rule that computes
+  before it compares (an error ratio, an average, unit conversions), as
+  metric alerts do [``numpy``: the same expression, which materialises every
+  intermediate array; ``per-row-python`` as above, scaled the same way].
 - ``compile-100-rules``: :func:`trusswork.rules.compile_rules` of a generated
   100-rule file (schema, consts, lets; rules of 3 to 6 conditions with
   severity, tags and a message template) [``cel-python``: compiling and
@@ -296,18 +300,59 @@ def test_numeric_1m_rows(bench: Any, columns: dict[str, Any], impl: str) -> None
         result = bench(group, impl, read, columns, rows=ROWS, bound="memory")
         assert result.shape == expected.shape
     else:
-        names = list(columns)
-        rows = [
-            dict(zip(names, values, strict=True))
-            for values in zip(
-                *(columns[name][:PER_ROW_ROWS].tolist() for name in names), strict=True
-            )
-        ]
+        rows = _row_dicts(columns, PER_ROW_ROWS)
         assert np.array_equal(_per_row(rule, rows), expected[:PER_ROW_ROWS])
         result = bench(
             group, impl, _per_row, rule, rows, rows=PER_ROW_ROWS, time_scale=PER_ROW_SCALE
         )
         assert np.array_equal(result, expected[:PER_ROW_ROWS])
+
+
+# A numeric rule that computes before it compares (an error ratio, an average, unit
+# conversions), as metric alerts do: numpy materialises every intermediate array.
+DERIVED_RULE = (
+    "errors * 100 > requests * 5 && (cpu + mem) / 2.0 > 0.6"
+    " && latency_p99 / 1000.0 > 1.5 && temp_c * 9.0 / 5.0 + 32.0 < 185.0 && !canary"
+)
+
+
+def numpy_derived_rule(c: dict[str, Any]) -> BoolArray:
+    """DERIVED_RULE as one numpy expression (no CEL overflow checks)."""
+    result: BoolArray = (
+        (c["errors"] * 100 > c["requests"] * 5)
+        & ((c["cpu"] + c["mem"]) / 2.0 > 0.6)
+        & (c["latency_p99"] / 1000.0 > 1.5)
+        & (c["temp_c"] * 9.0 / 5.0 + 32.0 < 185.0)
+        & ~c["canary"]
+    )
+    return result
+
+
+def _row_dicts(columns: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    names = list(columns)
+    values = zip(*(columns[name][:n].tolist() for name in names), strict=True)
+    return [dict(zip(names, row, strict=True)) for row in values]
+
+
+@pytest.mark.parametrize("impl", ["trusswork", "numpy", "per-row-python"])
+def test_numeric_derived_1m_rows(bench: Any, columns: dict[str, Any], impl: str) -> None:
+    group = "numeric-derived-1M-rows"
+    rule = rules.compile(DERIVED_RULE, NUMERIC_SCHEMA, name="degraded_host")
+    assert rule.jit_eligible
+    expected = rule.evaluate_columns(columns)
+    assert 0.01 < expected.mean() < 0.5
+    if impl == "trusswork":
+        result = bench(group, impl, rule.evaluate_columns, columns, rows=ROWS)
+    elif impl == "numpy":
+        assert np.array_equal(numpy_derived_rule(columns), expected)
+        result = bench(group, impl, numpy_derived_rule, columns, rows=ROWS)
+    else:
+        rows = _row_dicts(columns, PER_ROW_ROWS)
+        result = bench(
+            group, impl, _per_row, rule, rows, rows=PER_ROW_ROWS, time_scale=PER_ROW_SCALE
+        )
+        expected = expected[:PER_ROW_ROWS]
+    assert np.array_equal(result, expected)
 
 
 # ---------------------------------------------------------------- compiling a rule file
