@@ -85,6 +85,7 @@ EXPECTED: dict[str, set[str]] = {
         "Policy",
         "PolicySet",
         "RateLimitMiddleware",
+        "RedisFairShare",
         "RedisHierarchy",
         "RedisLimiter",
         "SimulationRow",

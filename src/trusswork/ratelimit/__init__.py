@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from trusswork.ratelimit._policy import Policy, load_policies
     from trusswork.ratelimit._policyset import PolicySet
     from trusswork.ratelimit._redis import RedisHierarchy, RedisLimiter
+    from trusswork.ratelimit._redis_fair import RedisFairShare
     from trusswork.ratelimit._service import build_app, serve
 
 # Public names defined in modules that import more (redis, the HTTP server): loaded on
@@ -64,6 +65,7 @@ _LAZY = {
     "simulate_adaptive": "trusswork.ratelimit._adaptive",
     "RedisLimiter": "trusswork.ratelimit._redis",
     "RedisHierarchy": "trusswork.ratelimit._redis",
+    "RedisFairShare": "trusswork.ratelimit._redis_fair",
     "Policy": "trusswork.ratelimit._policy",
     "load_policies": "trusswork.ratelimit._policy",
     "PolicySet": "trusswork.ratelimit._policyset",
@@ -100,6 +102,7 @@ __all__ = [
     "Policy",
     "PolicySet",
     "RateLimitMiddleware",
+    "RedisFairShare",
     "RedisHierarchy",
     "RedisLimiter",
     "SimulationRow",
