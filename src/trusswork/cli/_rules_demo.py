@@ -188,21 +188,20 @@ def _jit_part(ctx: DemoContext) -> tuple[list[tuple[str, str]], Plot]:
     result = rule.evaluate_columns(columns)
     first_call = time.perf_counter() - started
     expected = _numpy_rule(columns)
-    sample = {name: column[:SAMPLE_ROWS] for name, column in columns.items()}
-    by_row = np.array(
-        [rule.evaluate({n: c[i].item() for n, c in sample.items()}) for i in range(SAMPLE_ROWS)]
-    )
+    # One dict of Python values per row, made before timing: the per-row figure is the
+    # rule's evaluation, not numpy's conversion of scalars.
+    names = list(columns)
+    row_dicts = [
+        dict(zip(names, values, strict=True))
+        for values in zip(*(columns[n][:SAMPLE_ROWS].tolist() for n in names), strict=True)
+    ]
+    by_row = np.array([rule.evaluate(row) for row in row_dicts])
     if not np.array_equal(result[:SAMPLE_ROWS], by_row) or not np.array_equal(result, expected):
         raise AssertionError("the JIT path disagrees with row-by-row evaluation")
     repeat = 3 if ctx.quick else 7
     jit = _best(lambda: rule.evaluate_columns(columns), repeat)
     numpy_time = _best(lambda: _numpy_rule(columns), repeat)
-    per_row_sample = _best(
-        lambda: [
-            rule.evaluate({n: c[i].item() for n, c in sample.items()}) for i in range(SAMPLE_ROWS)
-        ],
-        1,
-    )
+    per_row_sample = _best(lambda: [rule.evaluate(row) for row in row_dicts], repeat)
     per_row = per_row_sample * total / SAMPLE_ROWS
     rates = {
         "Numba kernel": total / jit,
