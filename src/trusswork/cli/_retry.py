@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trusswork.cli._app import UsageError
+from trusswork.cli._argtypes import whole_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -56,21 +57,8 @@ _STRATEGY_NAMES = ("none", "full", "equal", "decorrelated")
 _POLICY_ARGUMENT = re.compile(r"\b(attempts|wait_[a-z]+)=(\S*)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+_positive_int = whole_number(1)
+_int = whole_number()
 
 
 def _seconds(text: str) -> float:

@@ -36,6 +36,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trusswork.cli._argtypes import whole_number
+
 if TYPE_CHECKING:
     from trusswork.storage import BTree, BTreeStats, CheckReport
 
@@ -47,21 +49,8 @@ BTREE_CACHE_BYTES = 4 << 20
 _PAGE_PROBLEM = re.compile(r"page (?P<page>\d+) \(byte offset (?P<offset>\d+)\): .+")
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be 1 or more, got 0")
-    return value
+_non_negative = whole_number(0)
+_positive = whole_number(1)
 
 
 def _key(text: str) -> bytes:
