@@ -65,7 +65,7 @@ from trusswork.core.metrics import MetricsRegistry
 from trusswork.ratelimit._fair import FairShare
 from trusswork.ratelimit._redis import RedisLimiter, _cost, _key_bytes
 from trusswork.ratelimit._resp import _bulk
-from trusswork.ratelimit._scripts import sha1
+from trusswork.ratelimit._scripts import COMMON, sha1
 from trusswork.ratelimit._table import Decision
 from trusswork.retry import CircuitBreaker
 
@@ -83,21 +83,10 @@ _FAIR_UNIT: Final = 1 << 16  # FairShare's weight unit, for its retry computatio
 #: Reply: 8 integers ``code remaining reset_ns weight total level shared reserved``
 #: (code 1 allowed, 0 denied, 2 the join would leave exact arithmetic); the last
 #: five are the values before spending, from which the client computes retry_after.
-FAIR_SHARE: Final = r"""
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
-local floor, ceil = math.floor, math.ceil
+FAIR_SHARE: Final = (
+    COMMON
+    + r"""
 local LIM = 9007199254740992
-local function idiv(a, b)
-  local q = floor(a / b)
-  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
-  return q
-end
 local function cdiv(a, b) return -idiv(-a, b) end
 local function bad(key, value)
   error({err = 'TWSTATE key ' .. key .. ' holds ' .. string.format('%q', tostring(value)) ..
@@ -226,6 +215,7 @@ if allowed then code = 1 end
 return string.format('%d %d %d %d %d %d %d %d', code, rem, reset, weight, total, level, shared0,
   reserved0)
 """
+)
 
 _SHA: Final = sha1(FAIR_SHARE).encode()
 

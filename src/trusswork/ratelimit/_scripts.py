@@ -54,10 +54,13 @@ fixed window (limit, window µs).
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
-__all__ = ["ALGORITHM_CODES", "HIERARCHY", "SCRIPTS", "sha1"]
+__all__ = ["ALGORITHM_CODES", "COMMON", "HIERARCHY", "SCRIPTS", "sha1"]
 
-_PRELUDE = r"""
+#: Lua every script starts with: ``now`` (Redis TIME in µs, or ARGV[1] when given),
+#: ``floor``/``ceil`` and ``idiv``, floor division exact below 2**53.
+COMMON: Final = r"""
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -67,16 +70,20 @@ else
 end
 local floor, ceil = math.floor, math.ceil
 
-local function bad(key, value)
-  error({err = 'TWSTATE key ' .. key .. ' holds ' .. string.format('%q', tostring(value)) ..
-         ', which is not rate-limiter state of this algorithm'})
-end
-
 -- floor(a / b) for integers below 2**53, exact even where a / b rounds up to an integer.
 local function idiv(a, b)
   local q = floor(a / b)
   if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
   return q
+end
+"""
+
+_PRELUDE = (
+    COMMON
+    + r"""
+local function bad(key, value)
+  error({err = 'TWSTATE key ' .. key .. ' holds ' .. string.format('%q', tostring(value)) ..
+         ', which is not rate-limiter state of this algorithm'})
 end
 
 local function ms(ns)
@@ -91,6 +98,7 @@ local function window_start(w, stored)
   return start
 end
 """
+)
 
 # Each algorithm: decide(key, cost, p1, p2, write) -> allowed, remaining, retry_ns, reset_ns.
 _TOKEN_BUCKET = r"""
