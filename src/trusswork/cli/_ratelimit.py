@@ -1,7 +1,7 @@
 """``trusswork ratelimit``: serve the limiter, check policy files, try and simulate limits.
 
 ``trusswork ratelimit serve --config FILE [--host H] [--port P] [--backend URL]``
-runs the standalone limiter service (:func:`trusswork.ratelimit._service.serve`:
+runs the standalone limiter service (:func:`trusswork.ratelimit.serve`:
 ``POST /v1/acquire``, policies, audit log, ``/metrics``) for the policies of
 FILE until SIGTERM or SIGINT. ``--backend`` overrides the file's default
 backend (``memory`` or a Redis URL) for policies that name none. The bound
@@ -53,8 +53,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.console import Console
 
-    from trusswork.ratelimit import Decision, SimulationRow
-    from trusswork.ratelimit._policy import Policy
+    from trusswork.ratelimit import Decision, Policy, SimulationRow
 
 #: The algorithms ``try`` can run, with the options each needs.
 ALGORITHMS: dict[str, tuple[str, str]] = {
@@ -113,7 +112,7 @@ def _fraction(text: str) -> float:
 
 def _rate(text: str) -> float:
     from trusswork.core.errors import InvalidInput
-    from trusswork.ratelimit._policy import parse_rate
+    from trusswork.ratelimit import parse_rate
 
     try:
         return parse_rate(text)
@@ -308,7 +307,7 @@ def _show_seconds(value: float) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from trusswork.ratelimit._service import load_service_config, serve
+    from trusswork.ratelimit import load_service_config, serve
 
     host: str = args.host
     load_service_config(args.config, backend=args.backend)  # report a bad file before binding
@@ -345,7 +344,7 @@ def describe_policy(policy: Policy) -> dict[str, str]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from trusswork.ratelimit._service import load_service_config
+    from trusswork.ratelimit import load_service_config
 
     config = load_service_config(args.config)
     if args.json:

@@ -7,7 +7,7 @@ Checked parts, all on fake time (nothing waits for real):
    ``retry_after`` 0.2 s (one token at 5/s); one second later exactly 5
    more pass.
 2. The RateLimit headers: a :class:`trusswork.http.App` behind
-   :func:`~trusswork.ratelimit._middleware.ratelimit_middleware` (policy
+   :func:`~trusswork.ratelimit.ratelimit_middleware` (policy
    ``api``: 3 per minute per ``X-API-Key``, token bucket) is served on
    127.0.0.1 on a free port, in a thread, and asked over real sockets. The
    three allowed answers carry ``RateLimit-Policy: "api";q=3;w=60`` and
@@ -173,9 +173,7 @@ def _get(connection: http.client.HTTPConnection, key: str) -> tuple[int, dict[st
 def _headers_part() -> list[tuple[str, str]]:
     """A native App with ratelimit_middleware on a real socket: headers, then a 429."""
     from trusswork.http import App, HTTPRequest
-    from trusswork.ratelimit._middleware import ratelimit_middleware
-    from trusswork.ratelimit._policy import Policy
-    from trusswork.ratelimit._policyset import PolicySet
+    from trusswork.ratelimit import Policy, PolicySet, ratelimit_middleware
 
     with PolicySet([Policy.from_mapping("api", HEADER_POLICY)], clock=_Clock()) as policies:
         app = App(middleware=[ratelimit_middleware(policies)])

@@ -46,11 +46,11 @@ if TYPE_CHECKING:
     from trusswork.ratelimit._fair import FairShare
     from trusswork.ratelimit._hierarchy import Hierarchy, LevelDecision
     from trusswork.ratelimit._middleware import RateLimitMiddleware, ratelimit_middleware
-    from trusswork.ratelimit._policy import Policy, load_policies
+    from trusswork.ratelimit._policy import Policy, load_policies, parse_rate
     from trusswork.ratelimit._policyset import PolicySet
     from trusswork.ratelimit._redis import RedisHierarchy, RedisLimiter
     from trusswork.ratelimit._redis_fair import RedisFairShare
-    from trusswork.ratelimit._service import build_app, serve
+    from trusswork.ratelimit._service import ServiceConfig, build_app, load_service_config, serve
 
 # Public names defined in modules that import more (redis, the HTTP server): loaded on
 # first use, so `import trusswork.ratelimit` stays light.
@@ -68,6 +68,9 @@ _LAZY = {
     "RedisFairShare": "trusswork.ratelimit._redis_fair",
     "Policy": "trusswork.ratelimit._policy",
     "load_policies": "trusswork.ratelimit._policy",
+    "parse_rate": "trusswork.ratelimit._policy",
+    "ServiceConfig": "trusswork.ratelimit._service",
+    "load_service_config": "trusswork.ratelimit._service",
     "PolicySet": "trusswork.ratelimit._policyset",
     "AuditLog": "trusswork.ratelimit._audit",
     "AuditEntry": "trusswork.ratelimit._audit",
@@ -105,11 +108,14 @@ __all__ = [
     "RedisFairShare",
     "RedisHierarchy",
     "RedisLimiter",
+    "ServiceConfig",
     "SimulationRow",
     "SlidingWindow",
     "TokenBucket",
     "build_app",
     "load_policies",
+    "load_service_config",
+    "parse_rate",
     "ratelimit_middleware",
     "serve",
     "simulate_adaptive",
