@@ -205,10 +205,16 @@ static void encode_frame(out_t *o, const uint64_t *f, size_t len, unsigned shift
         /* FOR and PATCHED: histogram of bit lengths; narrower widths while few overflow. */
         uint32_t hist[65] = {0};
         uint64_t sum = 0;
+        /* the SPARSE candidates for the common value: 0, the minimum, the first */
+        const uint64_t head = f[0];
+        size_t count_zero = 0, count_min = 0, count_first = 0;
         for (size_t j = 0; j < len; j++) {
             uint64_t u = f[j] - base;
             hist[bit_length(u)]++;
             sum += u >> 8 > ((uint64_t)1 << 48) ? ((uint64_t)1 << 56) : u; /* saturating-ish */
+            count_zero += f[j] == 0;
+            count_min += u == 0;
+            count_first += f[j] == head;
         }
         int kind = F_FOR;
         unsigned param = full, exceptions = 0;
@@ -232,7 +238,7 @@ static void encode_frame(out_t *o, const uint64_t *f, size_t len, unsigned shift
         if (full <= 40) {
             uint64_t mean = sum / len;
             unsigned k0 = bit_length(mean);
-            unsigned lo_k = k0 > 1 ? k0 - 2 : 0, hi_k = k0 + 1 > RICE_MAX_K ? RICE_MAX_K : k0 + 1;
+            unsigned lo_k = k0 > 0 ? k0 - 1 : 0, hi_k = k0 + 1 > RICE_MAX_K ? RICE_MAX_K : k0 + 1;
             for (unsigned k = lo_k; k <= hi_k; k++) {
                 size_t bits = 0;
                 for (size_t j = 0; j < len; j++) bits += rice_bits(f[j] - base, k);
@@ -249,15 +255,14 @@ static void encode_frame(out_t *o, const uint64_t *f, size_t len, unsigned shift
         }
         /* SPARSE: one common value z flagged in a bitmap, the rest packed. */
         uint64_t z = 0;
-        uint64_t cands[3] = {0, base, f[0]};
-        size_t zcount = 0;
-        for (int c = 0; c < 3; c++) {
-            size_t cnt = 0;
-            for (size_t j = 0; j < len; j++) cnt += f[j] == cands[c];
-            if (cnt > zcount) {
-                zcount = cnt;
-                z = cands[c];
-            }
+        size_t zcount = count_zero;
+        if (count_min > zcount) {
+            zcount = count_min;
+            z = base;
+        }
+        if (count_first > zcount) {
+            zcount = count_first;
+            z = head;
         }
         int64_t slo = 0, shi = 0;
         unsigned sparse_w = 0;
@@ -663,7 +668,9 @@ static inline int decimal_fits(double v, int k, int64_t *a) {
     if (!(fabs(x) <= EXACT_LIMIT)) return 0; /* also NaN */
     /* v * 10^k is rarely an exact integer (v itself is rounded); the nearest
      * integer is the candidate, and only the round trip decides. */
-    int64_t i = (int64_t)nearbyint(x);
+    int64_t i = fabs(x) >= 4503599627370496.0 /* 2^52: already integral */
+                    ? (int64_t)x
+                    : (int64_t)(x + (x < 0 ? -0.5 : 0.5));
     double back = k ? (double)i / P10[k] : (double)i;
     uint64_t b1, b2;
     memcpy(&b1, &back, 8);
