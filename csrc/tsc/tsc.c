@@ -4,6 +4,7 @@
 #include "tsc/tsc.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,53 @@
 
 static const double P10[TW_TSC_MAX_SCALE + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                                  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+/* ---------------------------------------------------------- thread scratch */
+
+/*
+ * Each thread keeps one scratch buffer, grown on demand and freed when the
+ * thread ends: a chunk of 7 200 samples needs ~350 KiB, which malloc would
+ * otherwise map and the kernel zero on every call.
+ */
+typedef struct {
+    uint8_t *buf;
+    size_t cap;
+} scratch_t;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *p) {
+    scratch_t *s = p;
+    free(s->buf);
+    free(s);
+}
+
+static void scratch_make_key(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+/* At least `need` bytes of this thread's scratch (valid until its next call), or NULL. */
+static uint8_t *thread_scratch(size_t need) {
+    pthread_once(&scratch_once, scratch_make_key);
+    if (!scratch_key_ok) return NULL;
+    scratch_t *s = pthread_getspecific(scratch_key);
+    if (s == NULL) {
+        s = calloc(1, sizeof *s);
+        if (s == NULL) return NULL;
+        if (pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->cap < need) {
+        size_t cap = need + need / 4;
+        uint8_t *grown = realloc(s->buf, cap);
+        if (grown == NULL) return NULL;
+        s->buf = grown;
+        s->cap = cap;
+    }
+    return s->buf;
+}
 
 /* ------------------------------------------------------------ byte output */
 
@@ -714,8 +762,9 @@ static void encode_decimal(out_t *o, const int64_t *a, size_t n, int k, uint64_t
     }
 }
 
-int tw_tsc_encode(const int64_t *ts, const double *values, size_t n, uint8_t *out, size_t cap,
-                  size_t *written) {
+/* Encodes with scratch at `scratch` (3 * n + 1 uint64 slots). */
+static int encode_with(const int64_t *ts, const double *values, size_t n, uint8_t *out, size_t cap,
+                       size_t *written, uint64_t *scratch) {
     *written = 0;
     for (size_t i = 1; i < n; i++) {
         if (ts[i] <= ts[i - 1]) {
@@ -727,8 +776,6 @@ int tw_tsc_encode(const int64_t *ts, const double *values, size_t n, uint8_t *ou
     put_u8(&o, TW_TSC_VERSION);
     put_varint(&o, n);
     if (n == 0) goto done;
-    uint64_t *scratch = malloc(sizeof(uint64_t) * 3 * n + 8);
-    if (scratch == NULL) return TW_ERR_NOMEM;
     encode_timestamps(&o, ts, n, scratch);
 
     uint64_t first;
@@ -752,10 +799,7 @@ int tw_tsc_encode(const int64_t *ts, const double *values, size_t n, uint8_t *ou
             if (!o.full && (o.len - mark) > 6 * n) {
                 size_t decimal_len = o.len - mark;
                 uint8_t *saved = malloc(decimal_len);
-                if (saved == NULL) {
-                    free(scratch);
-                    return TW_ERR_NOMEM;
-                }
+                if (saved == NULL) return TW_ERR_NOMEM;
                 memcpy(saved, o.buf + mark, decimal_len);
                 o.len = mark;
                 put_u8(&o, TW_TSC_V_XOR);
@@ -772,11 +816,31 @@ int tw_tsc_encode(const int64_t *ts, const double *values, size_t n, uint8_t *ou
             encode_xor(&o, values, n);
         }
     }
-    free(scratch);
 done:
     if (o.full) return TW_ERR_NOSPACE;
     *written = o.len;
     return TW_OK;
+}
+
+int tw_tsc_encode(const int64_t *ts, const double *values, size_t n, uint8_t *out, size_t cap,
+                  size_t *written) {
+    uint64_t *scratch = (uint64_t *)thread_scratch(sizeof(uint64_t) * (3 * n + 1));
+    *written = 0;
+    if (scratch == NULL) return TW_ERR_NOMEM;
+    return encode_with(ts, values, n, out, cap, written, scratch);
+}
+
+int tw_tsc_encode_scratch(const int64_t *ts, const double *values, size_t n, const uint8_t **out,
+                          size_t *written) {
+    size_t cap = tw_tsc_bound(n), slots = 3 * n + 1;
+    uint8_t *buf = thread_scratch(sizeof(uint64_t) * slots + cap);
+    *out = NULL;
+    *written = 0;
+    if (buf == NULL) return TW_ERR_NOMEM;
+    uint8_t *chunk = buf + sizeof(uint64_t) * slots;
+    int status = encode_with(ts, values, n, chunk, cap, written, (uint64_t *)buf);
+    if (status == TW_OK) *out = chunk;
+    return status;
 }
 
 /* ------------------------------------------------------------------ decode */

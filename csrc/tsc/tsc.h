@@ -35,14 +35,14 @@
  *                x >> trail (low 32 first when sig > 32), which opens a new
  *                window. For chunks no other mode holds exactly.
  *
- *   FRAMES: the values in groups of up to 128 (the last may be shorter),
+ *   FRAMES: the values in groups of up to 256 (the last may be shorter),
  *   each group in the cheapest of four kinds, chosen per frame so the
  *   encoding follows the data as it changes:
- *     u8 kind, u8 param, then
+ *     u8 kind, u8 param, [scaled: u8 shift, svarint anchor], then
  *     0 FOR     (param w, 0..64): svarint base; ceil(len*w/8) bytes holding
  *               x - base mod 2^w, value j at bit j*w, least significant bit
  *               first. base is the frame's minimum.
- *     1 PATCHED (param w, 0..63): svarint base; u8 count c (1..len); c times
+ *     1 PATCHED (param w, 0..63): svarint base; u8 count c (1..len, < 256); c times
  *               (u8 index, varint high); packed bytes as FOR. Exceptions
  *               restore the bits above w: x = base + (low | high << w), so
  *               a few outliers do not widen every slot.
@@ -50,14 +50,19 @@
  *               (LSB first) of, per value u = x - base with q = u >> k:
  *               q < 32: q one bits, a zero bit, the k low bits of u;
  *               else: 32 one bits, 6 bits (bit length of u) - 1, then u.
- *               Near-geometric data (scrape jitter) costs ~1 bit more than
- *               its entropy instead of a whole bit width.
+ *               Near-geometric data (scrape jitter) costs close to its
+ *               entropy instead of a whole bit width.
  *     3 SPARSE  (param w): svarint z; svarint base; ceil(len/8) bytes of
  *               bitmap (bit j set: x_j != z); the values != z packed as FOR
  *               at width w from base. For deltas of gauges that mostly stay.
+ *   A kind byte with bit 0x80 set is "scaled": the frame's values x were
+ *   coded as h = (x - anchor) >> shift (shift 1..63; anchor is the frame's
+ *   minimum, every x - anchor a multiple of 2^shift, e.g. byte counts in
+ *   4 KiB pages); decoding the kind gives h, and x = anchor + (h << shift).
  *
- * Buffers: every function borrows the caller's buffers and allocates at most
- * scratch memory it frees before returning.
+ * Buffers: every function borrows the caller's buffers. The encoder keeps
+ * one scratch buffer per thread (about 50 bytes per sample of the largest
+ * chunk encoded), reused by later calls and freed when the thread ends.
  */
 #ifndef TW_TSC_H
 #define TW_TSC_H
@@ -68,7 +73,7 @@
 #include "common/status.h"
 
 #define TW_TSC_VERSION 1
-#define TW_TSC_FRAME 128
+#define TW_TSC_FRAME 256
 #define TW_TSC_MAX_SCALE 15
 
 /* Timestamp modes and value modes, as stored. */
@@ -97,6 +102,13 @@ size_t tw_tsc_bound(size_t n);
  */
 int tw_tsc_encode(const int64_t *ts, const double *values, size_t n, uint8_t *out, size_t cap,
                   size_t *written);
+
+/*
+ * The same, into this thread's scratch: *out points at the chunk, valid
+ * until the thread's next encode call (copy it out). No cap to guess.
+ */
+int tw_tsc_encode_scratch(const int64_t *ts, const double *values, size_t n, const uint8_t **out,
+                          size_t *written);
 
 /*
  * Reads the header and walks the chunk without decoding samples: fills

@@ -24,6 +24,8 @@ cdef extern from "tsc/tsc.h" nogil:
     size_t tw_tsc_bound(size_t n)
     int tw_tsc_encode(const int64_t *ts, const double *values, size_t n, uint8_t *out, size_t cap,
                       size_t *written)
+    int tw_tsc_encode_scratch(const int64_t *ts, const double *values, size_t n,
+                              const uint8_t **out, size_t *written)
     int tw_tsc_info_of(const uint8_t *chunk, size_t len, tw_tsc_info *info)
     int tw_tsc_decode(const uint8_t *chunk, size_t len, int64_t *ts, double *values, size_t cap,
                       size_t *count)

@@ -6,7 +6,6 @@ check_status; encoding and decoding run without the GIL.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc
 
 from trusswork._includes.common cimport (
     TW_ERR_CORRUPT,
@@ -54,23 +53,19 @@ def encode(ts, values):
     t, v = _arrays(ts, values)
     cdef const int64_t[::1] tv = t
     cdef const double[::1] vv = v
-    cdef size_t n = <size_t>tv.shape[0], written = 0, cap = tw_tsc_bound(n)
-    cdef uint8_t *buf = <uint8_t *>malloc(cap)
+    cdef size_t n = <size_t>tv.shape[0], written = 0
+    cdef const uint8_t *chunk = NULL
     cdef int status
-    if buf == NULL:
-        raise MemoryError("encode: out of memory")
-    try:
-        with nogil:
-            status = tw_tsc_encode(&tv[0] if n else NULL, &vv[0] if n else NULL, n, buf, cap,
-                                   &written)
-        if status == TW_ERR_INVALID:
-            i = <Py_ssize_t>written
-            raise InvalidInput(
-                f"timestamps must strictly ascend: ts[{i}] = {t[i]} follows ts[{i - 1}] = {t[i - 1]}")
-        check_status(status, "encode")
-        return PyBytes_FromStringAndSize(<char *>buf, <Py_ssize_t>written)
-    finally:
-        free(buf)
+    with nogil:
+        status = tw_tsc_encode_scratch(&tv[0] if n else NULL, &vv[0] if n else NULL, n, &chunk,
+                                       &written)
+    if status == TW_ERR_INVALID:
+        i = <Py_ssize_t>written
+        raise InvalidInput(
+            f"timestamps must strictly ascend: ts[{i}] = {t[i]} follows ts[{i - 1}] = {t[i - 1]}")
+    check_status(status, "encode")
+    # the chunk lives in this thread's scratch until its next encode: copy it now
+    return PyBytes_FromStringAndSize(<const char *>chunk, <Py_ssize_t>written)
 
 
 def sample_count(chunk):

@@ -8,7 +8,7 @@ Timestamps are coded as residuals from a fitted scrape grid or as deltas,
 whichever is smaller; values as exact decimal integers (counters, values
 with a few decimals) in first or second differences, as one constant, or
 with Gorilla's XOR encoding when nothing else is exact. The integer streams
-are cut into frames of 128, each coded in the cheapest of four frame kinds
+are cut into frames of 256, each coded in the cheapest of four frame kinds
 (bit packing, bit packing with patched outliers, Rice codes, sparse bitmap),
 so the encoding adapts to the data as it changes within a chunk.
 
