@@ -181,10 +181,13 @@ static inline void bw_finish(bitw_t *w) {
 
 /* ------------------------------------------------------------------ frames */
 
-enum { F_FOR = 0, F_PATCHED = 1, F_RICE = 2, F_SPARSE = 3, F_SCALED = 0x80 };
+enum { F_FOR = 0, F_PATCHED = 1, F_RICE = 2, F_SPARSE = 3, F_RICE_ZZ = 4, F_SCALED = 0x80 };
 #define RICE_MAX_K 20
 #define RICE_ESCAPE 32
-#define RICE_PAD (FRAME * 13 + 32) /* 102 bits per value at most, plus slack */
+/* A Rice stream is at most 102 bits per value; its pad leaves room for a
+ * damaged stream to overrun by as much again before the one check. */
+#define RICE_MAX_BYTES (FRAME * 13)
+#define RICE_PAD (2 * RICE_MAX_BYTES + 32)
 
 /* Packs len values (v - base) mod 2^w, LSB first, into out. */
 static void put_packed(out_t *o, const uint64_t *f, size_t len, uint64_t base, unsigned w,
@@ -280,24 +283,37 @@ static void encode_frame(out_t *o, const uint64_t *f, size_t len, unsigned shift
                 exceptions = over;
             }
         }
-        /* RICE around log2 of the mean. */
+        /* RICE of x - min around log2 of the mean (one-sided data: jitter), and
+         * RICE_ZZ of zigzag(x - mean) (two-sided data: noisy increments). */
         unsigned rice_k = 0;
         size_t rice_len = 0;
+        uint64_t rice[FRAME], zz[FRAME];
+        int64_t center = 0;
         if (full <= 40) {
-            uint64_t mean = sum / len;
-            unsigned k0 = bit_length(mean);
-            unsigned lo_k = k0 > 0 ? k0 - 1 : 0, hi_k = k0 + 1 > RICE_MAX_K ? RICE_MAX_K : k0 + 1;
-            for (unsigned k = lo_k; k <= hi_k; k++) {
-                size_t bits = 0;
-                for (size_t j = 0; j < len; j++) bits += rice_bits(f[j] - base, k);
-                size_t bytes = (bits + 7) / 8;
-                size_t cost = bytes + 1 + tw_varint_size(bytes);
-                if (cost < best) {
-                    best = cost;
-                    kind = F_RICE;
-                    param = k;
-                    rice_k = k;
-                    rice_len = bytes;
+            uint64_t zsum = 0;
+            center = (int64_t)(base + sum / len);
+            for (size_t j = 0; j < len; j++) {
+                rice[j] = f[j] - base;
+                zz[j] = tw_zigzag_encode((int64_t)(f[j] - (uint64_t)center));
+                zsum += zz[j];
+            }
+            for (int zigzag = 0; zigzag < 2; zigzag++) {
+                const uint64_t *u = zigzag ? zz : rice;
+                unsigned k0 = bit_length((zigzag ? zsum : sum) / len);
+                unsigned lo_k = k0 > 0 ? k0 - 1 : 0;
+                unsigned hi_k = k0 + 1 > RICE_MAX_K ? RICE_MAX_K : k0 + 1;
+                for (unsigned k = lo_k; k <= hi_k; k++) {
+                    size_t bits = 0;
+                    for (size_t j = 0; j < len; j++) bits += rice_bits(u[j], k);
+                    size_t bytes = (bits + 7) / 8;
+                    size_t cost = bytes + 1 + tw_varint_size(bytes) + (zigzag ? 2 : 0);
+                    if (cost < best) {
+                        best = cost;
+                        kind = zigzag ? F_RICE_ZZ : F_RICE;
+                        param = k;
+                        rice_k = k;
+                        rice_len = bytes;
+                    }
                 }
             }
         }
@@ -347,13 +363,14 @@ static void encode_frame(out_t *o, const uint64_t *f, size_t len, unsigned shift
             put_packed(o, f, len, (uint64_t)slo, sparse_w, f, z);
             continue;
         }
-        put_svarint(o, lo);
-        if (kind == F_RICE) {
+        put_svarint(o, kind == F_RICE_ZZ ? center : lo);
+        if (kind == F_RICE || kind == F_RICE_ZZ) {
+            const uint64_t *values = kind == F_RICE_ZZ ? zz : rice;
             put_varint(o, rice_len);
             size_t before = o->len;
             bitw_t w = {o, 0, 0};
             for (size_t j = 0; j < len; j++) {
-                uint64_t u = f[j] - base, q = u >> rice_k;
+                uint64_t u = values[j], q = u >> rice_k;
                 if (q < RICE_ESCAPE) {
                     bw_put(&w, low_mask((unsigned)q), (unsigned)q + 1); /* q ones, a zero */
                     bw_put(&w, u & low_mask(rice_k), rice_k);
@@ -463,23 +480,23 @@ static int decode_frames(in_t *in, uint64_t *x, size_t m) {
         }
         if ((status = get_svarint(in, &base_s)) != TW_OK) return status;
         uint64_t base = (uint64_t)base_s;
-        if (kind == F_RICE) {
+        if (kind == F_RICE || kind == F_RICE_ZZ) {
             uint64_t nbytes;
             if (param > RICE_MAX_K) return TW_ERR_CORRUPT;
             if ((status = get_varint(in, &nbytes)) != TW_OK) return status;
-            if (nbytes > RICE_PAD - 32) return TW_ERR_CORRUPT;
+            if (nbytes > RICE_MAX_BYTES) return TW_ERR_CORRUPT;
             if (in->len - in->pos < nbytes) return TW_ERR_TRUNCATED;
             const uint8_t *src = in->buf + in->pos;
             in->pos += (size_t)nbytes;
             if (!f) continue;
             memcpy(pad, src, (size_t)nbytes);
-            memset(pad + nbytes, 0, 32);
+            memset(pad + nbytes, 0, RICE_PAD - (size_t)nbytes);
             uint64_t pos = 0, end = nbytes * 8, kmask = low_mask(param);
             for (size_t j = 0; j < len; j++) {
                 uint64_t word = load64(pad + (pos >> 3)) >> (pos & 7);
                 unsigned q = (unsigned)__builtin_ctzll(~word); /* word has >= 57 valid bits */
                 if (q < RICE_ESCAPE) {
-                    f[j] = base + (((word >> (q + 1)) & kmask) | ((uint64_t)q << param));
+                    f[j] = ((word >> (q + 1)) & kmask) | ((uint64_t)q << param);
                     pos += q + 1 + param;
                 } else {
                     pos += RICE_ESCAPE;
@@ -488,12 +505,18 @@ static int decode_frames(in_t *in, uint64_t *x, size_t m) {
                     pos += 6;
                     uint64_t u = load64(pad + (pos >> 3)) >> (pos & 7);
                     if (l > 56 && (pos & 7)) u |= load64(pad + (pos >> 3) + 8) << (64 - (pos & 7));
-                    f[j] = base + (u & low_mask(l));
+                    f[j] = u & low_mask(l);
                     pos += l;
                 }
-                if (pos > end) return TW_ERR_CORRUPT;
             }
-            if (end - pos >= 8) return TW_ERR_CORRUPT;
+            /* checked once: damaged input can only run past `end` into the zeroed pad
+             * (at most 102 bits per value), never out of it */
+            if (pos > end || end - pos >= 8) return TW_ERR_CORRUPT;
+            if (kind == F_RICE_ZZ) {
+                for (size_t j = 0; j < len; j++) f[j] = base + (uint64_t)tw_zigzag_decode(f[j]);
+            } else {
+                for (size_t j = 0; j < len; j++) f[j] += base;
+            }
             continue;
         }
         if (kind != F_FOR && kind != F_PATCHED) return TW_ERR_CORRUPT;

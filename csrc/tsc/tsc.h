@@ -36,7 +36,7 @@
  *                window. For chunks no other mode holds exactly.
  *
  *   FRAMES: the values in groups of up to 256 (the last may be shorter),
- *   each group in the cheapest of four kinds, chosen per frame so the
+ *   each group in the cheapest of five kinds, chosen per frame so the
  *   encoding follows the data as it changes:
  *     u8 kind, u8 param, [scaled: u8 shift, svarint anchor], then
  *     0 FOR     (param w, 0..64): svarint base; ceil(len*w/8) bytes holding
@@ -55,6 +55,10 @@
  *     3 SPARSE  (param w): svarint z; svarint base; ceil(len/8) bytes of
  *               bitmap (bit j set: x_j != z); the values != z packed as FOR
  *               at width w from base. For deltas of gauges that mostly stay.
+ *     4 RICE_ZZ (param k, 0..20): svarint center; varint nbytes; the RICE
+ *               bit stream of u = zigzag(x - center) (0, -1, 1, -2 ->
+ *               0, 1, 2, 3). center is about the frame's mean: noisy
+ *               increments spread on both sides of it.
  *   A kind byte with bit 0x80 set is "scaled": the frame's values x were
  *   coded as h = (x - anchor) >> shift (shift 1..63; anchor is the frame's
  *   minimum, every x - anchor a multiple of 2^shift, e.g. byte counts in
