@@ -503,7 +503,10 @@ def scalar_bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> floa
     if index == 0 and fixed[0][0] <= 0:
         return fixed[0][0]
     start, base = (0.0, 0.0) if index == 0 else (fixed[index - 1][0], fixed[index - 1][1])
-    return start + (fixed[index][0] - start) * ((rank - base) / (fixed[index][1] - base))
+    in_bucket = fixed[index][1] - base
+    if in_bucket == 0:  # q = 0 on an empty bucket: Go's 0 / 0, NaN
+        return math.nan
+    return start + (fixed[index][0] - start) * ((rank - base) / in_bucket)
 
 
 @settings(max_examples=examples(60), deadline=None)
