@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from trusswork.tsdb import codec
-from trusswork.tsdb._synthetic import NodeSeries, node_exporter_series
+from trusswork.tsdb.synthetic import NodeSeries, node_exporter_series
 
 
 def _zstd_raw(s: NodeSeries) -> int:

@@ -68,6 +68,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("retry", "print retry schedules and rerun the jitter study", "trusswork.cli._retry"),
     Command("http", "serve an ASGI app or a trusswork.http.App", "trusswork.cli._http"),
     Command("rules", "check, evaluate and explain CEL rule files", "trusswork.cli._rules"),
+    Command("tsdb", "serve, query, load and inspect a time-series store", "trusswork.cli._tsdb"),
 )
 
 

@@ -80,6 +80,7 @@ SECTIONS: tuple[DemoSection, ...] = (
         "Rate limits: a burst, headers, hierarchy, adaptive limits",
         "trusswork.cli._ratelimit_demo",
     ),
+    DemoSection("tsdb", "Time series: compression, rollups, PromQL", "trusswork.cli._tsdb_demo"),
 )
 
 

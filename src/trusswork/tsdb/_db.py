@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +62,9 @@ import numpy as np
 import numpy.typing as npt
 
 from trusswork.core.clock import SYSTEM_CLOCK, Clock
-from trusswork.core.errors import Corruption, InvalidInput, NotFound
+from trusswork.core.errors import Corruption, InvalidInput, LimitExceeded, NotFound
 from trusswork.storage.wal import FsyncMode, WriteAheadLog
-from trusswork.tsdb._block import Aggregate, Block, cleanup_tmp
-from trusswork.tsdb._block import BlockMeta as BlockMeta  # importable from here as before
-from trusswork.tsdb._block import delete_block as delete_block
-from trusswork.tsdb._block import write_block as write_block
+from trusswork.tsdb._block import Aggregate, Block, BlockMeta, cleanup_tmp
 from trusswork.tsdb._head import (
     DuplicatePolicy,
     DuplicateSample,
@@ -85,6 +82,7 @@ from trusswork.tsdb._index import (
     LabelValidator,
     SeriesIndex,
 )
+from trusswork.tsdb._ingest import Sample
 from trusswork.tsdb._maintenance import Maintenance
 from trusswork.tsdb._series import Labels, Matcher, SeriesData
 
@@ -115,6 +113,13 @@ class TSDBStats:
     series_limit_rejected: int
     corrupt_blocks: int
     background_error: str | None
+
+
+def _render_labels(labels: Labels) -> str:
+    pairs = dict(labels)
+    name = pairs.pop("__name__", "")
+    inner = ",".join(f'{k}="{v}"' for k, v in pairs.items())
+    return f"{name}{{{inner}}}"
 
 
 def _as_samples(ts: Any, values: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
@@ -649,6 +654,57 @@ class TSDB(Maintenance):
         with self._lock:
             head = [m for s in self._head.values() if (m := s.min_time()) is not None]
         return min(head) if head else None
+
+    def store_samples(self, samples: Iterable[Sample], default_ts_ms: int) -> tuple[int, list[str]]:
+        """Store parsed samples (of any series) in one WAL record; return (stored, problems).
+
+        This is how the text, line-protocol and remote-write imports land:
+        ``samples`` come from a :class:`~trusswork.tsdb.ParsedBatch`, and one
+        without a timestamp gets ``default_ts_ms``. A series the database
+        refuses (a bad name, a cardinality limit) is reported in ``problems``
+        and the others are still stored; so are the samples of a call that
+        has out-of-order or duplicate ones (their error is reported too).
+        """
+        refs: dict[Labels, int] = {}
+        refused: set[Labels] = set()
+        problems: list[str] = []
+        ref_list: list[int] = []
+        ts_list: list[int] = []
+        value_list: list[float] = []
+        for sample in samples:
+            key = sample.labels
+            ref = refs.get(key)
+            if ref is None:
+                if key in refused:
+                    continue
+                labels = dict(key)
+                metric = labels.pop("__name__", "")
+                try:
+                    ref = refs[key] = self.series_ref(metric, labels)
+                except (InvalidInput, LimitExceeded) as exc:
+                    refused.add(key)
+                    problems.append(f"series {_render_labels(key)}: {exc}")
+                    continue
+            ref_list.append(ref)
+            ts_list.append(default_ts_ms if sample.ts_ms is None else sample.ts_ms)
+            value_list.append(sample.value)
+        if not ref_list:
+            return 0, problems
+        try:
+            stored = self.append_batch(
+                np.array(ref_list, np.uint32),
+                np.array(ts_list, np.int64),
+                np.array(value_list, np.float64),
+            )
+        except (OutOfOrderSample, DuplicateSample) as exc:  # the rest was stored
+            problems.append(str(exc))
+            stored = exc.accepted
+        return stored, problems
+
+    def blocks(self) -> tuple[BlockMeta, ...]:
+        """The metadata of the blocks on disk (raw and rollup), oldest first."""
+        with self._lock:
+            return tuple(block.meta for block in self._blocks)
 
     def select(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[SeriesData]:
         """Series matching every matcher, with samples in ``[mint, maxt]`` (ms, inclusive).

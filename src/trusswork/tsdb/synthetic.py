@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from trusswork.tsdb._series import Labels, labels_of
+from trusswork.tsdb._series import Labels
+from trusswork.tsdb._series import labels_of as _labels_of
 
 __all__ = ["NodeSeries", "node_exporter_series", "scrape_times"]
 
@@ -99,7 +100,7 @@ class _Target:
         self, name: str, kind: str, values: npt.NDArray[np.float64], /, **labels: str
     ) -> NodeSeries:
         return NodeSeries(
-            labels_of({"__name__": name, **self.base, **labels}), kind, self.ts, values
+            _labels_of({"__name__": name, **self.base, **labels}), kind, self.ts, values
         )
 
 
