@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from trusswork.tsdb._series import Labels, SeriesData
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "Block",
@@ -51,6 +54,27 @@ def format_value(value: float) -> str:
 
 def _metric_json(labels: Labels) -> dict[str, str]:
     return dict(labels)
+
+
+def _arrow_table(
+    labels: list[Labels], counts: list[int], ts: IntArray, values: FloatArray
+) -> pa.Table:
+    """Long format: per point, one string column per label name, ``timestamp`` and ``value``.
+
+    A series without a label has null in that label's column. Label columns
+    are dictionary-encoded (each series' labels repeat on all its points).
+    """
+    import pyarrow as pa
+
+    names = sorted({name for series in labels for name, _ in series})
+    rows = np.repeat(np.arange(len(labels)), counts)
+    columns: dict[str, Any] = {}
+    for name in names:
+        per_series = pa.array([dict(series).get(name) for series in labels], pa.string())
+        columns[name] = pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), per_series)
+    columns["timestamp"] = pa.array(ts, pa.timestamp("ms", tz="UTC"))
+    columns["value"] = pa.array(values, pa.float64())
+    return pa.table(columns)
 
 
 @dataclass(slots=True)
@@ -123,6 +147,15 @@ class VectorResult:
     samples: list[tuple[Labels, int, float]]
     result_type: Literal["vector"] = "vector"
 
+    def to_arrow(self) -> pa.Table:
+        """One row per series: a column per label name, ``timestamp`` and ``value``."""
+        return _arrow_table(
+            [labels for labels, _, _ in self.samples],
+            [1] * len(self.samples),
+            np.array([ts for _, ts, _ in self.samples], dtype=np.int64),
+            np.array([value for _, _, value in self.samples], dtype=np.float64),
+        )
+
     def to_prometheus_json(self) -> dict[str, Any]:
         """The ``data`` object of Prometheus's HTTP API for this result."""
         return {
@@ -140,6 +173,17 @@ class MatrixResult:
 
     series: list[SeriesData]
     result_type: Literal["matrix"] = "matrix"
+
+    def to_arrow(self) -> pa.Table:
+        """One row per point (long format): a column per label name, ``timestamp``, ``value``."""
+        return _arrow_table(
+            [s.labels for s in self.series],
+            [len(s.ts) for s in self.series],
+            np.concatenate([s.ts for s in self.series]) if self.series else np.empty(0, np.int64),
+            np.concatenate([s.values for s in self.series])
+            if self.series
+            else np.empty(0, np.float64),
+        )
 
     def to_prometheus_json(self) -> dict[str, Any]:
         """The ``data`` object of Prometheus's HTTP API for this result."""
