@@ -11,7 +11,7 @@ SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc src -name '*.c' -o -n
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SKBUILD_EDITABLE_VERBOSE := 0
 
-.PHONY: demo test ctest pytest bench bench-check bench-http profile-http wheel sanitize profile docs lint clean
+.PHONY: demo test ctest pytest bench bench-check bench-http bench-prometheus profile-http wheel sanitize profile docs lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,17 @@ bench-http: $(STAMP)
 		{ apt-get install -y -q wrk > /dev/null 2>&1 || sudo -n apt-get install -y -q wrk > /dev/null; }; } \
 		|| echo "wrk could not be installed; the load test falls back to its built-in generator"
 	$(BIN)/trusswork http bench --out reports/http
+
+# trusswork.tsdb against Prometheus (Debian's `prometheus` package, installed here when missing):
+# disk bytes per sample and a range query over HTTP -> reports/bench-prometheus.json.
+# TRUSSWORK_BENCH_QUICK=1 make bench-prometheus runs on the smaller data set.
+bench-prometheus: $(STAMP)
+	@{ command -v promtool > /dev/null && command -v prometheus > /dev/null; } || { command -v apt-get > /dev/null && \
+		{ apt-get install -y -q prometheus > /dev/null 2>&1 || sudo -n apt-get install -y -q prometheus > /dev/null; }; } \
+		|| echo "prometheus could not be installed; the benchmark records it as a missing peer"
+	mkdir -p reports
+	$(PY) -m pytest benchmarks/bench_tsdb.py::test_query_rate_sum_http --benchmark-json=reports/bench-prometheus.json \
+		--benchmark-columns=min,median,mean,ops,rounds
 
 # make profile-http [PROFILE_SECONDS=10] [PROFILE_ROUTE=plaintext] [PROFILE_APP=module:attr]
 #   ->  reports/http/flamegraph.svg: py-spy (native frames too) samples our server, pinned to
