@@ -528,10 +528,16 @@ static int decode_frames(in_t *in, uint64_t *x, size_t m) {
             if ((status = get_u8(in, &c)) != TW_OK) return status;
             if (c == 0 || c > len || width >= 64) return TW_ERR_CORRUPT;
             exceptions = c;
+            uint64_t seen[FRAME / 64] = {0};
             for (unsigned e = 0; e < exceptions; e++) {
                 if ((status = get_u8(in, &exc_index[e])) != TW_OK) return status;
                 if ((status = get_varint(in, &exc_high[e])) != TW_OK) return status;
-                if (exc_index[e] >= len || exc_high[e] == 0) return TW_ERR_CORRUPT;
+                unsigned at = exc_index[e];
+                /* one high part per index, holding only the 64 - w bits above w */
+                if (at >= len || exc_high[e] == 0 || (width && exc_high[e] >> (64 - width)) ||
+                    (seen[at / 64] >> (at % 64) & 1))
+                    return TW_ERR_CORRUPT;
+                seen[at / 64] |= (uint64_t)1 << (at % 64);
             }
         }
         size_t nbytes = (len * width + 7) / 8;
@@ -888,7 +894,10 @@ static int walk(const uint8_t *chunk, size_t len, layout_t *L, int64_t *ts, doub
     if ((status = get_varint(&in, &L->n)) != TW_OK) return status;
     if (L->n > 64 * (uint64_t)len || L->n > ((uint64_t)1 << 40)) return TW_ERR_CORRUPT;
     size_t n = (size_t)L->n;
-    if (n == 0) goto end;
+    if (n == 0) {
+        L->ts_end = in.pos; /* the header belongs to the timestamp part */
+        goto end;
+    }
     if ((status = get_svarint(&in, &L->t0)) != TW_OK) return status;
     if (n > 1) {
         if ((status = get_u8(&in, &mode)) != TW_OK) return status;

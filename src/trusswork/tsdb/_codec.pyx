@@ -98,17 +98,29 @@ def info(chunk):
     }
 
 
-def decode_into(chunk, int64_t[::1] ts, double[::1] values, Py_ssize_t offset=0):
+def _output(array, str name):
+    """``array`` as a writable C-contiguous 1-d int64/float64 buffer, or InvalidInput."""
+    dtype = np.int64 if name == "ts" else np.float64
+    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != 1:
+        raise InvalidInput(f"decode_into: {name} must be a 1-d numpy array of {np.dtype(dtype)}")
+    if not array.flags.c_contiguous or not array.flags.writeable:
+        raise InvalidInput(f"decode_into: {name} must be C-contiguous and writable")
+    return array
+
+
+def decode_into(chunk, ts, values, Py_ssize_t offset=0):
     """Decode a chunk into ``ts[offset:]`` and ``values[offset:]``; returns the sample count."""
     cdef const uint8_t[::1] c = memoryview(chunk).cast("B")
+    cdef int64_t[::1] tv = _output(ts, "ts")
+    cdef double[::1] vv = _output(values, "values")
     cdef size_t count = 0, cap
     cdef int status
-    if offset < 0 or offset > ts.shape[0] or ts.shape[0] != values.shape[0]:
+    if offset < 0 or offset > tv.shape[0] or tv.shape[0] != vv.shape[0]:
         raise InvalidInput("decode_into: output arrays of one length and 0 <= offset <= length")
-    cap = <size_t>(ts.shape[0] - offset)
+    cap = <size_t>(tv.shape[0] - offset)
     with nogil:
         status = tw_tsc_decode(&c[0] if c.shape[0] else NULL, <size_t>c.shape[0],
-                               &ts[offset] if cap else NULL, &values[offset] if cap else NULL,
+                               &tv[offset] if cap else NULL, &vv[offset] if cap else NULL,
                                cap, &count)
     if status == TW_ERR_NOSPACE:
         raise InvalidInput(f"decode_into: the chunk holds more than the {cap} samples of room")
