@@ -944,7 +944,7 @@ static int walk(const uint8_t *chunk, size_t len, layout_t *L, int64_t *ts, doub
         uint8_t k, order;
         if ((status = get_u8(&in, &k)) != TW_OK) return status;
         if ((status = get_u8(&in, &order)) != TW_OK) return status;
-        if (k > TW_TSC_MAX_SCALE || order < 1 || order > 2 || n < 2 || (order == 2 && n < 3))
+        if (k > TW_TSC_MAX_SCALE || order < 1 || order > 2 || (order == 2 && n < 2))
             return TW_ERR_CORRUPT;
         L->scale = k;
         L->order = order;

@@ -43,7 +43,8 @@
  *               x - base mod 2^w, value j at bit j*w, least significant bit
  *               first. base is the frame's minimum.
  *     1 PATCHED (param w, 0..63): svarint base; u8 count c (1..len, < 256); c times
- *               (u8 index, varint high); packed bytes as FOR. Exceptions
+ *               (u8 index, varint high != 0; each index once, high below
+ *               2^(64 - w)); packed bytes as FOR. Exceptions
  *               restore the bits above w: x = base + (low | high << w), so
  *               a few outliers do not widen every slot.
  *     2 RICE    (param k, 0..20): svarint base; varint nbytes; a bit stream
@@ -59,6 +60,9 @@
  *               bit stream of u = zigzag(x - center) (0, -1, 1, -2 ->
  *               0, 1, 2, 3). center is about the frame's mean: noisy
  *               increments spread on both sides of it.
+ *   All frame arithmetic is modulo 2^64; a RICE or XOR stream ends within
+ *   its last byte (no spare byte), and SPARSE bitmap bits past the frame's
+ *   length are zero.
  *   A kind byte with bit 0x80 set is "scaled": the frame's values x were
  *   coded as h = (x - anchor) >> shift (shift 1..63; anchor is the frame's
  *   minimum, every x - anchor a multiple of 2^shift, e.g. byte counts in
