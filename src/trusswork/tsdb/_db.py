@@ -115,6 +115,13 @@ class TSDBStats:
     background_error: str | None
 
 
+def _stand_in(raw: list[SeriesData], aggregate: Aggregate) -> list[SeriesData]:
+    """Raw samples standing for rollup points: themselves, or 1.0 each for ``count``."""
+    if aggregate != "count":
+        return raw
+    return [SeriesData(s.labels, s.ts, np.ones(len(s.ts))) for s in raw]
+
+
 def _render_labels(labels: Labels) -> str:
     pairs = dict(labels)
     name = pairs.pop("__name__", "")
@@ -766,6 +773,47 @@ class TSDB(Maintenance):
                 if b.meta.resolution == resolution and b.meta.maxt >= mint and b.meta.mint <= maxt
             ]
             return merge_series([b.select_rollup(matchers, mint, maxt, aggregate) for b in level])
+
+    def select_downsampled(
+        self,
+        matchers: Sequence[Matcher],
+        mint: int,
+        maxt: int,
+        resolution: int,
+        aggregate: Aggregate = "last",
+    ) -> list[SeriesData]:
+        """``aggregate`` of the ``resolution`` rollups where they exist, raw samples elsewhere.
+
+        What queries over long ranges read (see the ``downsample`` option of
+        :class:`~trusswork.tsdb.Engine`): one point per window (stamped at
+        the window's end - 1 ms) over the span the rollups cover, and the raw
+        samples before and after it, each standing for itself (``min``,
+        ``max``, ``sum``, ``last``) or for 1.0 (``count``), so sums of counts
+        and extremes stay right across the seam.
+
+        Raises
+        ------
+        InvalidInput
+            ``resolution`` is not one of ``rollups``.
+        """
+        if resolution not in self.rollups:
+            raise InvalidInput(f"resolution {resolution} is not one of rollups={self.rollups}")
+        if mint > maxt:
+            return []
+        with self._reading() as blocks:
+            level = [b.meta for b in blocks if b.meta.resolution == resolution]
+        first = min((m.mint for m in level), default=None)
+        last = max((m.maxt for m in level), default=None)
+        if first is None or last is None or last < mint or first > maxt:
+            return _stand_in(self.select(matchers, mint, maxt), aggregate)
+        parts = [
+            self.select_rollup(matchers, max(mint, first), min(maxt, last), resolution, aggregate)
+        ]
+        if mint < first:
+            parts.append(_stand_in(self.select(matchers, mint, first - 1), aggregate))
+        if maxt > last:
+            parts.append(_stand_in(self.select(matchers, last + 1, maxt), aggregate))
+        return merge_series(parts)
 
     def label_names(
         self, matchers: Sequence[Matcher] = (), mint: int | None = None, maxt: int | None = None

@@ -58,6 +58,24 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 _DEFAULT_SUBQUERY_STEP_MS = 60_000
+
+#: Range functions that can read rollups: the aggregate to read, and the
+#: function that then gives the answer (a count over time is the sum of the
+#: windows' counts). Others (irate, changes, quantiles, ...) read raw samples.
+_DOWNSAMPLED: dict[str, tuple[str, str]] = {
+    "rate": ("last", "rate"),
+    "increase": ("last", "increase"),
+    "delta": ("last", "delta"),
+    "last_over_time": ("last", "last_over_time"),
+    "present_over_time": ("last", "present_over_time"),
+    "min_over_time": ("min", "min_over_time"),
+    "max_over_time": ("max", "max_over_time"),
+    "sum_over_time": ("sum", "sum_over_time"),
+    "count_over_time": ("count", "sum_over_time"),
+}
+#: A rollup is used when the range (and the step of a range query) spans at
+#: least this many of its windows.
+_WINDOWS_PER_STEP = 5
 _COMPARISONS = frozenset({"==", "!=", "<=", "<", ">=", ">"})
 
 
@@ -90,9 +108,11 @@ class Evaluator:
         end_ms: int,
         step_ms: int,
         max_samples: int = 50_000_000,
+        downsample: bool = False,
     ) -> None:
         self.storage = storage
         self.max_samples = max_samples
+        self.downsample = downsample
         self.lookback_ms = lookback_ms
         self.start_ms = start_ms
         self.end_ms = end_ms
@@ -211,9 +231,14 @@ class Evaluator:
         steps = len(times)
         if steps == 0:
             return Block.empty(0)
-        found = self.storage.select(
-            sel.matchers, int(eval_ts.min()) - self.lookback_ms + 1, int(eval_ts.max())
-        )
+        lo, hi = int(eval_ts.min()) - self.lookback_ms + 1, int(eval_ts.max())
+        resolution = self._rollup_for(self.lookback_ms, instant=True)
+        if resolution:
+            found = self.storage.select_downsampled(  # type: ignore[attr-defined]
+                sel.matchers, lo, hi, resolution, "last"
+            )
+        else:
+            found = self.storage.select(sel.matchers, lo, hi)
         if not found:
             return Block.empty(steps)
         self._charge(len(found) * steps)
@@ -229,19 +254,42 @@ class Evaluator:
         values, present, sample_ts = rng.latest_samples(window)
         return Block(window.labels, values, present, np.zeros(len(found), dtype=bool), sample_ts)
 
-    def range_arg(self, expr: Expr, times: IntArray) -> rng.RangeArg:
+    def _rollup_for(self, range_ms: int, *, instant: bool = False) -> int:
+        """The coarsest rollup resolution a selection may read instead of raw samples (0: none).
+
+        Only with ``downsample`` on a storage that has rollups
+        (``select_downsampled``), and only when the range, and a range
+        query's step, span at least five of its windows; an instant
+        selector's lookback must hold a window.
+        """
+        if not self.downsample or not hasattr(self.storage, "select_downsampled"):
+            return 0
+        if instant and self.step_ms == 0:
+            return 0  # one step: a lookback's worth of raw samples is already small
+
+        def fits(r: int) -> bool:
+            spans = r <= range_ms if instant else _WINDOWS_PER_STEP * r <= range_ms
+            return spans and (self.step_ms == 0 or _WINDOWS_PER_STEP * r <= self.step_ms)
+
+        return max((r for r in getattr(self.storage, "rollups", ()) if fits(r)), default=0)
+
+    def range_arg(self, expr: Expr, times: IntArray, aggregate: str | None = None) -> rng.RangeArg:
+        """The samples of a range-vector argument; ``aggregate`` allows reading rollups."""
         while isinstance(expr, ParenExpr):
             expr = expr.expr
         if isinstance(expr, MatrixSelector):
             sel = expr.selector
             eval_ts = self._times_for(times, sel.at, sel.offset_ms)
-            found = (
-                self.storage.select(
-                    sel.matchers, int(eval_ts.min()) - expr.range_ms + 1, int(eval_ts.max())
+            resolution = self._rollup_for(expr.range_ms) if aggregate else 0
+            lo, hi = int(eval_ts.min()) - expr.range_ms + 1, int(eval_ts.max())
+            if not len(times):
+                found = []
+            elif resolution:
+                found = self.storage.select_downsampled(  # type: ignore[attr-defined]
+                    sel.matchers, lo, hi, resolution, aggregate
                 )
-                if len(times)
-                else []
-            )
+            else:
+                found = self.storage.select(sel.matchers, lo, hi)
             self._charge(sum(len(series.ts) for series in found))
             ts_list, val_list = [], []
             for series in found:
@@ -259,6 +307,7 @@ class Evaluator:
                 [False] * len(found),
                 eval_ts,
                 expr.range_ms,
+                from_rollups=bool(resolution),
             )
         if not isinstance(expr, SubqueryExpr):
             raise InvalidInput(f"expected a range vector, got {type(expr).__name__}")
@@ -320,12 +369,15 @@ class Evaluator:
             params: list[FloatArray] = []
             if name == "quantile_over_time":
                 params.append(self._scalar(args.pop(0), times))
-            matrix = self.range_arg(args[0], times)
+            aggregate, function = _DOWNSAMPLED.get(name, (None, name))
+            matrix = self.range_arg(args[0], times, aggregate)
+            if not matrix.from_rollups:
+                function = name
             params.extend(self._scalar(a, times) for a in args[1:])
             if name == "predict_linear":
                 # The line is anchored at the step time, even under offset or @.
                 params.append(times.astype(np.float64))
-            return rng.RANGE_FUNCTIONS[name](matrix, params)
+            return rng.RANGE_FUNCTIONS[function](matrix, params)
         if name in fn.INSTANT_FUNCTIONS:
             vec = self.eval(expr.args[0], times)
             assert isinstance(vec, Block)

@@ -46,6 +46,8 @@ class RangeArg:
     drop_name: list[bool]
     eval_ts: IntArray
     range_ms: int
+    #: The samples are rollup points (one per window), not raw samples.
+    from_rollups: bool = False
 
 
 @dataclass(slots=True)

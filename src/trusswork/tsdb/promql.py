@@ -62,10 +62,26 @@ class Engine:
         Most values one selection may hold (series x steps for an instant
         selector, samples for a range selector, steps for a subquery); a
         query beyond it raises :class:`~trusswork.core.errors.LimitExceeded`.
+    downsample:
+        Read rollups instead of raw samples over long ranges, when the
+        storage has them (a :class:`~trusswork.tsdb.TSDB` after compaction):
+        ``rate``, ``increase``, ``delta``, ``last_over_time`` and
+        ``present_over_time`` read each window's last value,
+        ``min/max/sum/count_over_time`` its min, max, sum and count, and
+        plain selectors of a range query its last value. A rollup of
+        resolution r is used when the range and the step span at least 5 r
+        (an instant selector's 5 minute lookback holds one 5 m window), so
+        answers change by at most a window's worth at the edges of each
+        range; queries at raw resolution are exact as before.
     """
 
     def __init__(
-        self, storage: _Queryable, *, lookback_ms: int = 300_000, max_samples: int = 50_000_000
+        self,
+        storage: _Queryable,
+        *,
+        lookback_ms: int = 300_000,
+        max_samples: int = 50_000_000,
+        downsample: bool = True,
     ) -> None:
         if lookback_ms <= 0:
             raise InvalidInput(f"lookback_ms must be positive, got {lookback_ms}")
@@ -74,6 +90,7 @@ class Engine:
         self.storage = storage
         self.lookback_ms = lookback_ms
         self.max_samples = max_samples
+        self.downsample = downsample
 
     def instant(self, query: str, at_ms: int) -> Result:
         """Evaluate ``query`` at one time (ms since the epoch).
@@ -97,6 +114,7 @@ class Engine:
             self.storage,
             lookback_ms=self.lookback_ms,
             max_samples=self.max_samples,
+            downsample=self.downsample,
             start_ms=at_ms,
             end_ms=at_ms,
             step_ms=0,
@@ -135,6 +153,7 @@ class Engine:
             self.storage,
             lookback_ms=self.lookback_ms,
             max_samples=self.max_samples,
+            downsample=self.downsample,
             start_ms=start_ms,
             end_ms=end_ms,
             step_ms=step_ms,
