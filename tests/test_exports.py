@@ -198,7 +198,11 @@ EXPECTED: dict[str, set[str]] = {
         "parse",
         "parse_duration",
     },
+    "trusswork.search.text": {"bm25_top_k", "tokenize", "tokenize_many"},
     "trusswork.search": {
+        "bm25_top_k",
+        "tokenize",
+        "tokenize_many",
         "decode_postings",
         "difference",
         "encode_postings",

@@ -1,4 +1,4 @@
-"""Shared search engine: posting lists (and, later, the inverted index and BM25)."""
+"""Shared search engine: posting lists, the tokenizer and BM25 ranking in C."""
 
 from __future__ import annotations
 
@@ -23,13 +23,19 @@ from trusswork.search.postings import (
 from trusswork.search.postings import (
     union_many as union_many,
 )
+from trusswork.search.text import bm25_top_k as bm25_top_k
+from trusswork.search.text import tokenize as tokenize
+from trusswork.search.text import tokenize_many as tokenize_many
 
 __all__ = [
+    "bm25_top_k",
     "decode_postings",
     "difference",
     "encode_postings",
     "intersect",
     "intersect_many",
+    "tokenize",
+    "tokenize_many",
     "union",
     "union_many",
 ]
