@@ -200,6 +200,13 @@ EXPECTED: dict[str, set[str]] = {
     },
     "trusswork.search.text": {"bm25_top_k", "tokenize", "tokenize_many"},
     "trusswork.search": {
+        "Index",
+        "IndexWriter",
+        "Segment",
+        "SegmentMeta",
+        "list_segments",
+        "merge_segments",
+        "plan_merges",
         "bm25_top_k",
         "tokenize",
         "tokenize_many",
