@@ -219,6 +219,11 @@ EXPECTED: dict[str, set[str]] = {
         "union_many",
     },
     "trusswork.logs": {
+        "WILDCARD",
+        "PatternMiner",
+        "Template",
+        "grouping_accuracy",
+        "patterns",
         "FORMATS",
         "GROK_PATTERNS",
         "TRUNCATION_MARKER",

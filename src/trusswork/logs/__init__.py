@@ -12,6 +12,10 @@ Parsers read JSON lines, logfmt, syslog (RFC 3164 and 5424), nginx/Apache
 combined access logs (Splunk's ``access_combined`` field names), and regular
 expressions or grok patterns with named fields; ``auto`` detects per line.
 Bad lines never stop a batch: each is reported with its line number.
+
+``patterns(lines)`` gives each line its template (``<*>`` for the variable
+parts), and :class:`PatternMiner` does the same online, so logs can be
+grouped and counted by pattern.
 """
 
 from __future__ import annotations
@@ -27,18 +31,30 @@ from trusswork.logs._parsers import (
     parse_line,
     parse_lines,
 )
+from trusswork.logs._patterns import (
+    WILDCARD,
+    PatternMiner,
+    Template,
+    grouping_accuracy,
+    patterns,
+)
 from trusswork.logs._timestamps import parse_timestamp
 
 __all__ = [
     "FORMATS",
     "GROK_PATTERNS",
     "TRUNCATION_MARKER",
+    "WILDCARD",
     "LogParseError",
     "LogParser",
     "LogRecord",
     "ParsedLines",
+    "PatternMiner",
+    "Template",
     "compile_grok",
+    "grouping_accuracy",
     "parse_line",
     "parse_lines",
     "parse_timestamp",
+    "patterns",
 ]
