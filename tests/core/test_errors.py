@@ -164,6 +164,15 @@ def test_parse_error_without_source_or_filename() -> None:
     assert ParseError("bad").snippet() == ""
 
 
+def test_parse_error_from_the_offending_line_alone() -> None:
+    # big inputs pass only the bad line: line 40 000 of a batch, without the batch
+    error = ParseError("bad value", line_text="up{a=} 1\r", line=40_000, column=6, filename="b")
+    lines = str(error).splitlines()
+    assert lines[0] == "b:40000:6: bad value"
+    assert lines[1] == "  40000 | up{a=} 1"
+    assert lines[1][lines[2].index("^")] == "}"
+
+
 def test_parse_error_out_of_range_line_shows_no_snippet() -> None:
     error = ParseError("bad", source="one line", line=5, column=1, filename="f.txt")
     assert str(error) == "f.txt:5:1: bad"

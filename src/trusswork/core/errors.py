@@ -155,6 +155,10 @@ class ParseError(InvalidInput):
         0-based character offset into ``source``; converted to line and column.
     filename:
         Where the text came from, shown before the position.
+    line_text:
+        The offending line alone, instead of ``source``: what parsers of
+        big inputs (ingest batches, log files) pass, so that many bad lines
+        each keep only their own line.
     """
 
     code = "parse-error"
@@ -169,6 +173,7 @@ class ParseError(InvalidInput):
         column: int | None = None,
         offset: int | None = None,
         filename: str | None = None,
+        line_text: str | None = None,
     ) -> None:
         if offset is not None and source is not None:
             offset = max(0, min(offset, len(source)))
@@ -179,6 +184,7 @@ class ParseError(InvalidInput):
         self.line = line
         self.column = column
         self.filename = filename
+        self.line_text = line_text
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -193,12 +199,18 @@ class ParseError(InvalidInput):
 
     def snippet(self) -> str:
         """The offending source line with a caret under the column ("" if unknown)."""
-        if self.source is None or self.line is None:
+        if self.line is None:
             return ""
-        lines = self.source.split("\n")
-        if not 1 <= self.line <= len(lines):
-            return ""
-        text = lines[self.line - 1].rstrip("\r").expandtabs(1)
+        if self.line_text is not None:
+            text = self.line_text
+        else:
+            if self.source is None:
+                return ""
+            lines = self.source.split("\n")
+            if not 1 <= self.line <= len(lines):
+                return ""
+            text = lines[self.line - 1]
+        text = text.rstrip("\r").expandtabs(1)
         gutter = f"  {self.line} | "
         out = gutter + text
         if self.column is not None:

@@ -194,19 +194,7 @@ class LogParseError(ParseError):
     def __init__(
         self, reason: str, *, line_text: str, line: int, column: int, filename: str
     ) -> None:
-        self.line_text = line_text
-        super().__init__(reason, line=line, column=column, filename=filename)
-
-    def snippet(self) -> str:
-        if self.line is None:
-            return ""
-        text = self.line_text.expandtabs(1)
-        gutter = f"  {self.line} | "
-        out = gutter + text
-        if self.column is not None:
-            pad = " " * (len(gutter) - 2) + "| "
-            out += "\n" + pad + " " * max(0, self.column - 1) + "^"
-        return out
+        super().__init__(reason, line_text=line_text, line=line, column=column, filename=filename)
 
 
 class ParsedLines(NamedTuple):

@@ -86,31 +86,6 @@ class ParsedBatch:
     help: dict[str, str] = field(default_factory=dict)
 
 
-class _LineParseError(ParseError):
-    """A ParseError that keeps only its own line, not the whole input.
-
-    ParseError renders its snippet from ``source``; passing a large ingest body
-    for every bad line would make a batch of many bad lines quadratic.
-    """
-
-    def __init__(
-        self, message: str, *, line_text: str, line: int, column: int, filename: str
-    ) -> None:
-        self.line_text = line_text
-        super().__init__(message, line=line, column=column, filename=filename)
-
-    def snippet(self) -> str:
-        if self.line is None:
-            return ""
-        text = self.line_text.rstrip("\r").expandtabs(1)
-        gutter = f"  {self.line} | "
-        out = gutter + text
-        if self.column is not None:
-            pad = " " * (len(gutter) - 2) + "| "
-            out += "\n" + pad + " " * max(0, self.column - 1) + "^"
-        return out
-
-
 def line_error(reason: str, *, line_text: str, line: int, column: int, filename: str) -> ParseError:
     """A :class:`ParseError` for one rejected input line.
 
@@ -125,4 +100,4 @@ def line_error(reason: str, *, line_text: str, line: int, column: int, filename:
     filename:
         Where the input came from.
     """
-    return _LineParseError(reason, line_text=line_text, line=line, column=column, filename=filename)
+    return ParseError(reason, line_text=line_text, line=line, column=column, filename=filename)
