@@ -40,7 +40,7 @@ from trusswork.tsdb._block import (
     Int64Array,
 )
 from trusswork.tsdb._block_write import _write_columns
-from trusswork.tsdb._series import Labels, is_stale
+from trusswork.tsdb._series import Labels, is_stale, newest_per_timestamp
 
 __all__ = [
     "DEFAULT_RANGES",
@@ -220,13 +220,7 @@ def _merge_series(labels: Labels, parts: list[tuple[Int64Array, list[Float64Arra
         ts, cols = parts[0]
         return labels, ts, cols
     ts_all = np.concatenate([ts for ts, _ in parts])
-    # A stable sort keeps equal timestamps in part order, so the last of a
-    # run of equal timestamps comes from the newest part.
-    order = np.argsort(ts_all, kind="stable")
-    ordered_ts = ts_all[order]
-    last_of_run = np.ones(len(order), dtype=bool)
-    last_of_run[:-1] = ordered_ts[1:] != ordered_ts[:-1]
-    keep = order[last_of_run]
+    keep = newest_per_timestamp(ts_all)
     width = len(parts[0][1])
     cols = [np.concatenate([part[1][i] for part in parts])[keep] for i in range(width)]
     return labels, ts_all[keep], cols

@@ -56,7 +56,7 @@ import numpy.typing as npt
 
 from trusswork.core.errors import Conflict, Corruption, InvalidInput
 from trusswork.tsdb import codec
-from trusswork.tsdb._series import Labels, SeriesData
+from trusswork.tsdb._series import Labels, SeriesData, newest_per_timestamp
 
 __all__ = [
     "DuplicatePolicy",
@@ -193,14 +193,9 @@ def _merge_runs(
         return np.empty(0, np.int64), np.empty(0, np.float64)
     if len(parts) == 1:
         return parts[0]
-    ts = np.concatenate([p[0] for p in parts])
-    values = np.concatenate([p[1] for p in parts])
-    order = np.argsort(ts, kind="stable")
-    ts, values = ts[order], values[order]
-    keep = np.empty(len(ts), np.bool_)
-    keep[-1] = True
-    np.not_equal(ts[1:], ts[:-1], out=keep[:-1])
-    return ts[keep], values[keep]
+    return _last_per_ts(
+        np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    )
 
 
 def merge_series(sources: list[list[SeriesData]]) -> list[SeriesData]:
@@ -236,15 +231,8 @@ def _same(a: float, b: float) -> bool:
 
 def _last_per_ts(ts: I64, values: F64) -> tuple[I64, F64]:
     """Sort by timestamp; of equal timestamps keep the last one given."""
-    order = np.argsort(ts, kind="stable")
-    ts, values = ts[order], values[order]
-    if len(ts) > 1:
-        keep = np.empty(len(ts), np.bool_)
-        keep[-1] = True
-        np.not_equal(ts[1:], ts[:-1], out=keep[:-1])
-        if not keep.all():
-            return ts[keep], values[keep]
-    return ts, values
+    keep = newest_per_timestamp(ts)
+    return ts[keep], values[keep]
 
 
 class HeadSeries:

@@ -28,6 +28,7 @@ __all__ = [
     "SeriesData",
     "is_stale",
     "labels_of",
+    "newest_per_timestamp",
 ]
 
 #: Prometheus's staleness marker: a NaN with this exact bit pattern ends a
@@ -60,6 +61,20 @@ def is_stale(values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
         np.uint64
     ) == np.uint64(_STALE_BITS)
     return stale
+
+
+def newest_per_timestamp(ts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Indices that sort ``ts`` and keep, of equal timestamps, the last one given.
+
+    How every merge of samples resolves duplicates: parts concatenated
+    oldest first, so the newest write of a timestamp wins.
+    """
+    order = np.argsort(ts, kind="stable")
+    ordered = ts[order]
+    last_of_run = np.ones(len(order), dtype=np.bool_)
+    np.not_equal(ordered[1:], ordered[:-1], out=last_of_run[:-1])
+    keep: npt.NDArray[np.intp] = order[last_of_run]
+    return keep
 
 
 @dataclass(frozen=True, slots=True)
