@@ -140,15 +140,6 @@ def _sizes(data: DataSet, blobs: list[bytes]) -> dict[str, float]:
     }
 
 
-def _rate(samples: int, run: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return round(samples / best / 1e6, 1)
-
-
 @pytest.mark.parametrize("impl", CODEC_IMPLS)
 def test_codec_encode(bench: Any, data: DataSet, impl: str) -> None:
     group = "codec-encode"
@@ -163,9 +154,9 @@ def test_codec_encode(bench: Any, data: DataSet, impl: str) -> None:
         impl,
         run,
         samples=data.samples,
-        msamples_per_s=_rate(data.samples, run),
         **_sizes(data, blobs),
     )
+    bench.record_rate(data.samples, "msamples_per_s", unit=1e6)
     assert total == sum(map(len, blobs))
 
 
@@ -188,9 +179,9 @@ def test_codec_decode(bench: Any, data: DataSet, impl: str) -> None:
         impl,
         run,
         samples=data.samples,
-        msamples_per_s=_rate(data.samples, run),
         **_sizes(data, blobs),
     )
+    bench.record_rate(data.samples, "msamples_per_s", unit=1e6)
     assert total == data.samples
 
 
@@ -276,10 +267,8 @@ def test_ingest_batched(bench: Any, tmp_path: Path, impl: str) -> None:
     target = _ingest_target(bench, impl, tmp_path)
     run = next(target)
     assert run() == INGEST_SERIES * INGEST_SCRAPES
-    rate = _rate(INGEST_SERIES * INGEST_SCRAPES, run)
-    stored = bench(
-        group, impl, run, samples_per_batch=INGEST_SERIES * INGEST_SCRAPES, msamples_per_s=rate
-    )
+    stored = bench(group, impl, run, samples_per_batch=INGEST_SERIES * INGEST_SCRAPES)
+    bench.record_rate(INGEST_SERIES * INGEST_SCRAPES, "msamples_per_s", unit=1e6)
     assert stored == INGEST_SERIES * INGEST_SCRAPES
     for _ in target:  # close
         pass

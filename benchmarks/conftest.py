@@ -82,6 +82,16 @@ class Bench:
         self._benchmark.extra_info.update(info)
         return self._benchmark(func, *args)
 
+    def record_rate(self, per_round: float, key: str, *, unit: float = 1.0) -> None:
+        """``extra_info[key]``: ``per_round`` items per second of the fastest round, / ``unit``.
+
+        Call after the measurement; it reads the rounds already timed
+        instead of timing the work again.
+        """
+        stats = self._benchmark.stats
+        if stats is not None:
+            self._benchmark.extra_info[key] = round(per_round / stats.stats.min / unit, 1)
+
     def missing(self, group: str, impl: str, reason: str) -> NoReturn:
         """Skip this benchmark because peer ``impl`` is not available, and say so in the JSON."""
         self._request.config.stash[_MISSING].append(
