@@ -28,6 +28,7 @@ EXPECTED: dict[str, set[str]] = {
     "trusswork.core.varint": {"decode", "decode_prefix", "encode"},
     "trusswork.core.bits": {"pack", "unpack"},
     "trusswork.core.lazy": {"lazy_getattr"},
+    "trusswork.core.files": {"fsync_directory", "publish_directory", "replace_file", "write_file"},
     "trusswork.core.clock": {"Clock", "FakeClock", "SYSTEM_CLOCK", "SystemClock"},
     "trusswork.core.metrics": {
         "Counter",

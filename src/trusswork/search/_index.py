@@ -55,6 +55,7 @@ import zstandard
 
 from trusswork.core.checksum import crc32c
 from trusswork.core.errors import Conflict, Corruption, InvalidInput, NotFound
+from trusswork.core.files import publish_directory, write_file
 from trusswork.search._sections import write_sections
 from trusswork.search.postings import encode_postings
 from trusswork.search.text import tokenize, tokenize_many
@@ -409,27 +410,11 @@ def _write(directory: Path, built: _Built, *, merged_from: Sequence[str]) -> Seg
         "numeric_fields": numeric_fields,
         "merged_from": list(merged_from),
     }
-    _write_json(tmp / "meta.json", {**body, "checksum": _meta_checksum(body)})
-    _fsync_dir(tmp)
+    meta_body = {**body, "checksum": _meta_checksum(body)}
+    write_file(tmp / "meta.json", json.dumps(meta_body, sort_keys=True).encode())
     final = directory / segment_id
-    os.rename(tmp, final)
-    _fsync_dir(directory)
+    publish_directory(tmp, final)
     return _meta_from(final, body)
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump(data, out, sort_keys=True)
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _meta_from(path: Path, body: Mapping[str, Any]) -> SegmentMeta:

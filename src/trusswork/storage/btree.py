@@ -48,6 +48,7 @@ from types import TracebackType
 from typing import Self
 
 from trusswork.core.errors import Conflict, InvalidInput, NotFound, Unavailable
+from trusswork.core.files import fsync_directory
 from trusswork.storage import _btree
 
 __all__ = ["BTree", "BTreeStats", "Transaction", "check_btree"]
@@ -370,11 +371,7 @@ class BTree(_Reader, MutableMapping[bytes, bytes]):  # type: ignore[misc]
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.creating")
         _btree.create_file(str(tmp), page_size)
         os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_directory(self.path.parent)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self)} keys"

@@ -57,6 +57,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 from trusswork.core.errors import Conflict, Corruption, InvalidInput, NotFound, Unavailable
+from trusswork.core.files import fsync_directory
 from trusswork.storage import _wal
 
 __all__ = ["CheckReport", "FsyncMode", "Recovery", "WriteAheadLog", "check_log", "read_log"]
@@ -362,15 +363,7 @@ def _cut(directory: Path, segment: Path, offset: int, from_here: list[tuple[int,
         with open(segment, "r+b") as file:
             file.truncate(offset)
             os.fsync(file.fileno())
-    _sync_directory(directory)
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(directory)
 
 
 def _drain(reader: Generator[tuple[int, bytes], None, tuple[int, int]]) -> tuple[int, int]:
@@ -398,7 +391,7 @@ def _recover(directory: Path) -> tuple[Recovery, int, Path]:
             raise damage.corruption() from None
         if damage.offset == 0:
             path.unlink()  # created by a rotation that did not finish: remade on open
-            _sync_directory(directory)
+            fsync_directory(directory)
             return Recovery(first, str(path), 0, size), first, path
         with open(path, "r+b") as file:
             file.truncate(damage.offset)
@@ -465,7 +458,7 @@ class WriteAheadLog:
         self._durable_reads = fsync in ("always", "group")
         if not self.path.is_dir():
             self.path.mkdir(parents=True, exist_ok=True)
-            _sync_directory(self.path.parent)  # the new directory survives power loss
+            fsync_directory(self.path.parent)  # the new directory survives power loss
         self._lock = open(self.path / "LOCK", "a+b")  # noqa: SIM115 - held until close
         try:
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -529,7 +522,7 @@ class WriteAheadLog:
                 path.unlink(missing_ok=True)
                 removed += 1
         if removed:
-            _sync_directory(self.path)
+            fsync_directory(self.path)
         return removed
 
     # ------------------------------------------------------------ reading

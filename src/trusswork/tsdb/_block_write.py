@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from trusswork.core.checksum import crc32c
 from trusswork.core.errors import InvalidInput, NotFound
+from trusswork.core.files import fsync_directory, publish_directory, write_file
 from trusswork.search.postings import encode_postings
 from trusswork.tsdb import codec
 from trusswork.tsdb._block_format import (
@@ -90,21 +91,6 @@ def _newest_id(parent: Path) -> str | None:
     """The highest block id (finished or not) in ``parent``."""
     names = [entry.name.removesuffix(".tmp") for entry in parent.iterdir()]
     return max((name for name in names if _ID_PATTERN.match(name)), default=None)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
 
 
 # ------------------------------------------------------------------ writing
@@ -277,7 +263,7 @@ def _write_columns(
             file.flush()
             os.fsync(file.fileno())
         entries.sort(key=lambda entry: entry[0])
-        _write_file(tmp / "index", _build_index(entries, position))
+        write_file(tmp / "index", _build_index(entries, position))
         meta = BlockMeta(
             id=block_id,
             mint=mint,
@@ -290,10 +276,8 @@ def _write_columns(
             sources=tuple(sources) or ((block_id,) if level == 1 else ()),
         )
         body = {"version": _FORMAT_VERSION, **_meta_fields(meta)}
-        _write_file(tmp / "meta.json", (json.dumps(body, indent=1) + "\n").encode())
-        _fsync_dir(tmp)
-        os.rename(tmp, parent / block_id)
-        _fsync_dir(parent)
+        write_file(tmp / "meta.json", (json.dumps(body, indent=1) + "\n").encode())
+        publish_directory(tmp, parent / block_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -416,5 +400,5 @@ def delete_block(path: Path) -> None:
         raise NotFound(f"no block at {path}")
     doomed = path.with_name(path.name + ".tmp")
     os.rename(path, doomed)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     shutil.rmtree(doomed)

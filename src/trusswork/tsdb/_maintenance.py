@@ -37,7 +37,6 @@ holds them (:meth:`Maintenance._bury`).
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -49,6 +48,7 @@ import numpy.typing as npt
 
 from trusswork.core.clock import Clock
 from trusswork.core.errors import Corruption
+from trusswork.core.files import replace_file
 from trusswork.storage.wal import WriteAheadLog
 from trusswork.tsdb import _compact
 from trusswork.tsdb._block import Block, BlockMeta, delete_block, write_block
@@ -139,13 +139,9 @@ class Maintenance:
         return bound
 
     def _write_lower_bound(self) -> None:
-        target = self.path / "head.json"
-        tmp = target.with_suffix(".json.tmp")
-        with open(tmp, "w") as file:
-            json.dump({"lower_bound": self._lower_bound}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, target)
+        replace_file(
+            self.path / "head.json", json.dumps({"lower_bound": self._lower_bound}).encode()
+        )
 
     # ------------------------------------------------------------ maintenance
 
