@@ -14,6 +14,7 @@ import contextlib
 import math
 import mmap
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,11 @@ from trusswork.search.text import bm25_top_k
 __all__ = ["Segment", "merge_segments", "plan_merges"]
 
 _EMPTY = np.empty(0, dtype=np.uint32)
+
+
+def _wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` with ``*`` as any run of characters and nothing else special."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
 
 
 class _Dictionary:
@@ -108,6 +114,7 @@ class Segment:
     def __init__(self, meta: SegmentMeta) -> None:
         self.meta = meta
         self._maps: list[mmap.mmap] = []
+        self._columns: dict[str, tuple[list[str], npt.NDArray[np.int32]]] = {}
         self._decompressor = zstandard.ZstdDecompressor()
 
     @classmethod
@@ -304,29 +311,7 @@ class Segment:
                 f"document {int(wanted[np.argmax(missing)])}"
                 f" is not in segment {self.meta.segment_id}"
             )
-        return [self._text(int(r)) for r in rows]
-
-    def _text(self, row: int) -> str:
-        from trusswork.search._index import _TEXT_BLOCK
-
-        start, end = int(self._text_offsets[row]), int(self._text_offsets[row + 1])
-        first, last = start // _TEXT_BLOCK, max(start, end - 1) // _TEXT_BLOCK
-        if last + 1 >= self._block_offsets.size and end > start:
-            raise Corruption(
-                f"{self.meta.path}/docs.tw: text of row {row} lies past the last block"
-            )
-        parts = []
-        for block in range(first, last + 1 if end > start else first):
-            lo, hi = int(self._block_offsets[block]), int(self._block_offsets[block + 1])
-            try:
-                parts.append(self._decompressor.decompress(self._blocks[lo:hi]))
-            except zstandard.ZstdError as exc:
-                raise Corruption(
-                    f"{self.meta.path}/docs.tw: text block {block} at offset {lo}"
-                    " does not decompress"
-                ) from exc
-        raw = b"".join(parts)[start - first * _TEXT_BLOCK : end - first * _TEXT_BLOCK]
-        return raw.decode("utf-8")
+        return self.texts(rows)
 
     def bm25(
         self, terms: Sequence[str], k: int, *, k1: float = 1.2, b: float = 0.75
@@ -378,6 +363,109 @@ class Segment:
         """Every term in the segment, in UTF-8 byte order."""
         for i in range(len(self._terms)):
             yield self._terms[i].decode("utf-8")
+
+    def terms_matching(self, pattern: str) -> list[str]:
+        """The terms matching a wildcard ``pattern`` (``*`` any run of characters).
+
+        The literal prefix before the first ``*`` narrows the dictionary by
+        bisection; the rest is matched term by term.
+        """
+        prefix = pattern.split("*", 1)[0].encode("utf-8", "replace")
+        regex = _wildcard_regex(pattern)
+        found = []
+        for i in range(bisect.bisect_left(self._terms, prefix), len(self._terms)):
+            key = self._terms[i]
+            if not key.startswith(prefix):
+                break
+            text = key.decode("utf-8")
+            if regex.fullmatch(text):
+                found.append(text)
+        return found
+
+    def keyword_range(self, name: str) -> tuple[int, int]:
+        """The dictionary slots ``[lo, hi)`` of keyword field ``name``'s values."""
+        prefix = f"{name}=".encode("utf-8", "replace")
+        lo = bisect.bisect_left(self._fields, prefix)
+        hi = bisect.bisect_left(self._fields, prefix[:-1] + b">")  # '>' follows '='
+        return lo, hi
+
+    def keyword_values(self, name: str) -> list[str]:
+        """The distinct values of keyword field ``name``, in UTF-8 byte order."""
+        lo, hi = self.keyword_range(name)
+        cut = len(name.encode("utf-8")) + 1
+        return [self._fields[i][cut:].decode("utf-8") for i in range(lo, hi)]
+
+    def keyword_rows(self, slot: int) -> npt.NDArray[np.uint32]:
+        """The rows (not ids) holding the keyword at dictionary ``slot``."""
+        return self._decode(self._field_postings, self._field_offsets, slot, "fields.tw")
+
+    def keyword_column(self, name: str) -> tuple[list[str], npt.NDArray[np.int32]]:
+        """Keyword field ``name`` as a dictionary-encoded column over rows.
+
+        Returns
+        -------
+        values, codes
+            ``values[codes[row]]`` is the row's value; ``codes[row]`` is -1
+            where the row lacks the field. Built from the postings once per
+            segment and field, then cached.
+        """
+        cached = self._columns.get(name)
+        if cached is None:
+            lo, hi = self.keyword_range(name)
+            codes = np.full(self.meta.doc_count, -1, dtype=np.int32)
+            for code, slot in enumerate(range(lo, hi)):
+                codes[self.keyword_rows(slot)] = code
+            cached = (self.keyword_values(name), codes)
+            self._columns[name] = cached
+        return cached
+
+    def numeric_column(self, name: str) -> npt.NDArray[np.float64] | None:
+        """Numeric field ``name`` over rows (NaN where a row lacks it), or None."""
+        return self._numbers.get(name)
+
+    def rows_of(self, ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Rows of the documents ``ids`` (which must be in this segment)."""
+        return np.searchsorted(self.doc_ids, np.asarray(ids, dtype=np.int64)).astype(np.int64)
+
+    def texts(self, rows: npt.ArrayLike) -> list[str]:
+        """The stored texts of ``rows``, decompressing each block once."""
+        from trusswork.search._index import _TEXT_BLOCK
+
+        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if wanted.size == 0:
+            return []
+        if wanted.min() < 0 or wanted.max() >= self.meta.doc_count:
+            raise InvalidInput(f"rows outside 0..{self.meta.doc_count - 1}")
+        starts = self._text_offsets[wanted].astype(np.int64)
+        ends = self._text_offsets[wanted + 1].astype(np.int64)
+        blocks: dict[int, bytes] = {}
+        out = []
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            first, last = start // _TEXT_BLOCK, max(start, end - 1) // _TEXT_BLOCK
+            if end == start:
+                out.append("")
+                continue
+            parts = []
+            for block in range(first, last + 1):
+                data = blocks.get(block)
+                if data is None:
+                    data = blocks[block] = self._block(block)
+                parts.append(data)
+            raw = parts[0] if len(parts) == 1 else b"".join(parts)
+            base = first * _TEXT_BLOCK
+            out.append(raw[start - base : end - base].decode("utf-8"))
+        return out
+
+    def _block(self, block: int) -> bytes:
+        if block + 1 >= self._block_offsets.size:
+            raise Corruption(f"{self.meta.path}/docs.tw: text block {block} is past the last one")
+        lo, hi = int(self._block_offsets[block]), int(self._block_offsets[block + 1])
+        try:
+            return self._decompressor.decompress(self._blocks[lo:hi])
+        except zstandard.ZstdError as exc:
+            raise Corruption(
+                f"{self.meta.path}/docs.tw: text block {block} at offset {lo} does not decompress"
+            ) from exc
 
     def _field_items(self) -> Iterator[tuple[str, str, npt.NDArray[np.uint32]]]:
         for i in range(len(self._fields)):
