@@ -370,6 +370,47 @@ int tw_postings_encode(const uint32_t *ids, size_t n, uint8_t *out, size_t cap, 
     return TW_OK;
 }
 
+/*
+ * Every list back to back: one call for a whole term dictionary, so the
+ * caller pays no per-list call overhead. Lists are independent encodings,
+ * exactly what tw_postings_encode writes for each.
+ */
+size_t tw_postings_encoded_bound_many(const uint64_t *starts, size_t k) {
+    size_t total = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (starts[i + 1] < starts[i]) return 0;
+        size_t one = tw_postings_encoded_bound(starts[i + 1] - starts[i]);
+        if (one == 0 || total > SIZE_MAX - one) return 0;
+        total += one;
+    }
+    return total;
+}
+
+int tw_postings_encode_many(const uint32_t *ids, const uint64_t *starts, size_t k, uint8_t *out,
+                            size_t cap, uint64_t *offsets, size_t *err_list, size_t *err_index) {
+    size_t used = 0;
+    *err_list = 0;
+    *err_index = 0;
+    offsets[0] = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t written = 0;
+        if (starts[i + 1] < starts[i]) {
+            *err_list = i;
+            return TW_ERR_INVALID;
+        }
+        int status = tw_postings_encode(ids + starts[i], (size_t)(starts[i + 1] - starts[i]),
+                                        out + used, cap - used, &written);
+        if (status != TW_OK) {
+            *err_list = i;
+            *err_index = status == TW_ERR_INVALID ? written : 0;
+            return status;
+        }
+        used += written;
+        offsets[i + 1] = used;
+    }
+    return TW_OK;
+}
+
 /* ---------------------------------------------------------------- reading */
 
 static int fail(int status, size_t offset, size_t *err_offset) {

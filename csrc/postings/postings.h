@@ -142,6 +142,25 @@ size_t tw_postings_encoded_bound(uint64_t n);
 int tw_postings_encode(const uint32_t *ids, size_t n, uint8_t *out, size_t cap, size_t *written);
 
 /*
+ * The most bytes tw_postings_encode_many can write for the k lists whose
+ * bounds starts[0..k] gives (non-decreasing). Returns 0 when a list is too
+ * long, starts decreases, or the sum passes SIZE_MAX.
+ */
+size_t tw_postings_encoded_bound_many(const uint64_t *starts, size_t k);
+
+/*
+ * Encodes k lists, list i being ids[starts[i] .. starts[i + 1]), back to
+ * back into out[0..cap) (cap >= tw_postings_encoded_bound_many(starts, k)
+ * always suffices); each is exactly tw_postings_encode's bytes. offsets
+ * (k + 1 entries) gets where each encoding starts, offsets[k] the total.
+ * On failure returns tw_postings_encode's status (TW_ERR_INVALID also when
+ * starts decreases) with *err_list the failing list and, for ids out of
+ * order, *err_index the index within that list.
+ */
+int tw_postings_encode_many(const uint32_t *ids, const uint64_t *starts, size_t k, uint8_t *out,
+                            size_t cap, uint64_t *offsets, size_t *err_list, size_t *err_index);
+
+/*
  * The id count an encoded list declares, from its header alone, after
  * checking that the header, the skip table and the end offset of the last
  * block agree with len (so a damaged count cannot make the caller allocate

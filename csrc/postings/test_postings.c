@@ -333,11 +333,58 @@ static void check_damage(void) {
     free(enc);
 }
 
+/* encode_many writes each list exactly as encode does, back to back. */
+static void check_encode_many(void) {
+    enum { LISTS = 40, MAX = 700 };
+    uint32_t *ids = malloc(LISTS * MAX * sizeof *ids);
+    uint64_t starts[LISTS + 1], offsets[LISTS + 1];
+    size_t err_list, err_index;
+    starts[0] = 0;
+    for (size_t i = 0; i < LISTS; i++) {
+        size_t n = i % 7 == 0 ? 0 : rng() % MAX; /* empty lists too */
+        starts[i + 1] = starts[i] + make_list(ids + starts[i], n, (uint32_t)rng(), 1 + i * 37);
+    }
+    size_t bound = tw_postings_encoded_bound_many(starts, LISTS);
+    CHECK(bound > 0);
+    /* Exact-size allocations, so ASan sees any write past the bound. */
+    uint8_t *out = malloc(bound);
+    CHECK(tw_postings_encode_many(ids, starts, LISTS, out, bound, offsets, &err_list,
+                                  &err_index) == TW_OK);
+    CHECK(offsets[0] == 0 && offsets[LISTS] <= bound);
+    for (size_t i = 0; i < LISTS; i++) {
+        size_t n = (size_t)(starts[i + 1] - starts[i]), one = tw_postings_encoded_bound(n), len;
+        uint8_t *want = malloc(one);
+        CHECK(tw_postings_encode(ids + starts[i], n, want, one, &len) == TW_OK);
+        CHECK(offsets[i + 1] - offsets[i] == len && memcmp(out + offsets[i], want, len) == 0);
+        free(want);
+    }
+    CHECK(tw_postings_encode_many(ids, starts, 0, out, 0, offsets, &err_list, &err_index) ==
+          TW_OK && offsets[0] == 0);
+    /* An out-of-order id names its list and index. */
+    size_t victim = 0;
+    while (victim < LISTS && starts[victim + 1] - starts[victim] <= 3) victim++;
+    CHECK(victim < LISTS);
+    uint32_t saved = ids[starts[victim] + 3];
+    ids[starts[victim] + 3] = ids[starts[victim] + 2];
+    CHECK(tw_postings_encode_many(ids, starts, LISTS, out, bound, offsets, &err_list,
+                                  &err_index) == TW_ERR_INVALID);
+    CHECK(err_list == victim && err_index == 3);
+    ids[starts[victim] + 3] = saved;
+    /* Decreasing bounds are refused, not read. */
+    uint64_t bad[3] = {0, 5, 2};
+    CHECK(tw_postings_encoded_bound_many(bad, 2) == 0);
+    CHECK(tw_postings_encode_many(ids, bad, 2, out, bound, offsets, &err_list, &err_index) ==
+          TW_ERR_INVALID && err_list == 1);
+    free(out);
+    free(ids);
+}
+
 int main(void) {
     check_set_operations();
     check_many();
     check_round_trips();
     check_damage();
+    check_encode_many();
     printf("test_postings: %d checks passed\n", checks);
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "common/check.h"
 #include "postings/bm25.h"
+#include "postings/invert.h"
 #include "postings/tokenize.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -215,11 +216,161 @@ static void check_bm25(void) {
     CHECK(n == 1 && ids[0] == 1 && fabs(sc[0] - 1.0) < 1e-12);
 }
 
+/* One token occurrence, for the naive inverter. */
+typedef struct {
+    const uint8_t *occ_bytes;
+    size_t occ_len;
+    uint32_t occ_doc, occ_pos;
+} occurrence;
+
+static int compare_occurrences(const void *a, const void *b) {
+    const occurrence *x = a, *y = b;
+    size_t n = x->occ_len < y->occ_len ? x->occ_len : y->occ_len;
+    int c = memcmp(x->occ_bytes, y->occ_bytes, n);
+    if (c) return c;
+    if (x->occ_len != y->occ_len) return x->occ_len < y->occ_len ? -1 : 1;
+    if (x->occ_doc != y->occ_doc) return x->occ_doc < y->occ_doc ? -1 : 1;
+    return (x->occ_pos > y->occ_pos) - (x->occ_pos < y->occ_pos);
+}
+
+/*
+ * tw_invert against sorting every (term, document, position) occurrence:
+ * random documents over a small alphabet (so terms repeat, within and
+ * across documents, and the hash table grows), some of them empty.
+ */
+static void check_invert(void) {
+    static const char alphabet[] = "ab1. -9x\x80Z";
+    for (int round = 0; round < 40; round++) {
+        size_t n_docs = rng() % 300, len = 0;
+        size_t *offsets = malloc((n_docs + 1) * sizeof *offsets);
+        uint8_t *text = malloc(n_docs * 40 + 1);
+        size_t kinds = 2 + rng() % (sizeof alphabet - 2); /* how varied the tokens are */
+        for (size_t d = 0; d < n_docs; d++) {
+            offsets[d] = len;
+            size_t doc_len = rng() % 40;
+            for (size_t i = 0; i < doc_len; i++)
+                text[len++] = (uint8_t)alphabet[rng() % kinds];
+        }
+        offsets[n_docs] = len;
+        tw_fold_ascii(text, len, text);
+        occurrence *occ = malloc((TW_TOKENS_MAX(len) + n_docs + 1) * sizeof *occ);
+        size_t *starts = malloc((TW_TOKENS_MAX(len) + 1) * sizeof *starts);
+        size_t *ends = malloc((TW_TOKENS_MAX(len) + 1) * sizeof *ends);
+        size_t total = 0;
+        for (size_t d = 0; d < n_docs; d++) {
+            size_t n = 0;
+            CHECK(tw_tokenize(text + offsets[d], offsets[d + 1] - offsets[d], starts, ends,
+                              TW_TOKENS_MAX(len), &n) == TW_OK);
+            for (size_t i = 0; i < n; i++)
+                occ[total++] = (occurrence){text + offsets[d] + starts[i], ends[i] - starts[i],
+                                            (uint32_t)d, (uint32_t)i};
+        }
+        qsort(occ, total, sizeof *occ, compare_occurrences);
+        tw_inverted inv;
+        CHECK(tw_invert(text, len, offsets, n_docs, &inv) == TW_OK);
+        CHECK(inv.inv_docs == n_docs && inv.inv_tokens == total);
+        size_t t = 0, e = 0, lengths_sum = 0;
+        for (size_t d = 0; d < n_docs; d++) lengths_sum += inv.inv_lengths[d];
+        CHECK(lengths_sum == total);
+        for (size_t i = 0; i < total; i++) {
+            int new_term = i == 0 || occ[i].occ_len != occ[i - 1].occ_len ||
+                           memcmp(occ[i].occ_bytes, occ[i - 1].occ_bytes, occ[i].occ_len) != 0;
+            int new_entry = new_term || occ[i].occ_doc != occ[i - 1].occ_doc;
+            if (new_term) {
+                CHECK(t < inv.inv_terms);
+                CHECK(inv.inv_term_offsets[t + 1] - inv.inv_term_offsets[t] == occ[i].occ_len);
+                CHECK(memcmp(inv.inv_term_bytes + inv.inv_term_offsets[t], occ[i].occ_bytes,
+                             occ[i].occ_len) == 0);
+                CHECK(inv.inv_position_starts[t] == i && inv.inv_entry_starts[t] == e);
+                t++;
+            }
+            if (new_entry) {
+                CHECK(e < inv.inv_entries && inv.inv_entry_rows[e] == occ[i].occ_doc);
+                CHECK(inv.inv_tfs[e] >= 1);
+                e++;
+            }
+            CHECK(inv.inv_positions[i] == occ[i].occ_pos);
+        }
+        CHECK(t == inv.inv_terms && e == inv.inv_entries);
+        CHECK(inv.inv_position_starts[t] == total && inv.inv_entry_starts[t] == e);
+        uint64_t tf_sum = 0;
+        for (size_t k = 0; k < e; k++) tf_sum += inv.inv_tfs[k];
+        CHECK(tf_sum == total);
+        tw_inverted_free(&inv);
+        CHECK(inv.inv_terms == 0 && inv.inv_positions == NULL);
+        free(occ);
+        free(starts);
+        free(ends);
+        free(text);
+        free(offsets);
+    }
+    /* Whole values: each document is one term, the empty one too. */
+    static const char *const values[] = {"b", "", "a b", "b", "", "ab", "a", "b"};
+    size_t n_values = sizeof values / sizeof *values, at = 0;
+    size_t value_offsets[sizeof values / sizeof *values + 1];
+    char joined_values[32];
+    for (size_t v = 0; v < n_values; v++) {
+        value_offsets[v] = at;
+        memcpy(joined_values + at, values[v], strlen(values[v]));
+        at += strlen(values[v]);
+    }
+    value_offsets[n_values] = at;
+    tw_inverted whole;
+    CHECK(tw_invert_whole((const uint8_t *)joined_values, at, value_offsets, n_values, &whole) ==
+          TW_OK);
+    /* Sorted: "", "a", "a b", "ab", "b", with their rows. */
+    static const char *const want_terms[] = {"", "a", "a b", "ab", "b"};
+    static const uint32_t want_rows[] = {1, 4, 6, 2, 5, 0, 3, 7};
+    static const uint64_t want_starts[] = {0, 2, 3, 4, 5, 8};
+    CHECK(whole.inv_terms == 5 && whole.inv_entries == n_values && whole.inv_tokens == n_values);
+    for (size_t t = 0; t < 5; t++) {
+        size_t length = whole.inv_term_offsets[t + 1] - whole.inv_term_offsets[t];
+        CHECK(length == strlen(want_terms[t]));
+        CHECK(memcmp(whole.inv_term_bytes + whole.inv_term_offsets[t], want_terms[t], length) == 0);
+        CHECK(whole.inv_entry_starts[t] == want_starts[t]);
+    }
+    CHECK(whole.inv_entry_starts[5] == 8);
+    for (size_t e = 0; e < n_values; e++)
+        CHECK(whole.inv_entry_rows[e] == want_rows[e] && whole.inv_tfs[e] == 1 &&
+              whole.inv_positions[e] == 0 && whole.inv_lengths[e] == 1);
+    tw_inverted_free(&whole);
+    /* Many distinct terms: the table grows several times. */
+    size_t n_docs = 40000, len = 0;
+    size_t *offsets = malloc((n_docs + 1) * sizeof *offsets);
+    char *text = malloc(n_docs * 24);
+    for (size_t d = 0; d < n_docs; d++) {
+        offsets[d] = len;
+        len += (size_t)sprintf(text + len, "w%zu x%zu ", d, d % 7);
+    }
+    offsets[n_docs] = len;
+    tw_inverted inv;
+    CHECK(tw_invert((const uint8_t *)text, len, offsets, n_docs, &inv) == TW_OK);
+    CHECK(inv.inv_terms == n_docs + 7 && inv.inv_tokens == 2 * n_docs);
+    for (size_t r = 1; r < inv.inv_terms; r++) {
+        const uint8_t *a = inv.inv_term_bytes + inv.inv_term_offsets[r - 1];
+        const uint8_t *b = inv.inv_term_bytes + inv.inv_term_offsets[r];
+        size_t la = inv.inv_term_offsets[r] - inv.inv_term_offsets[r - 1];
+        size_t lb = inv.inv_term_offsets[r + 1] - inv.inv_term_offsets[r];
+        int c = memcmp(a, b, la < lb ? la : lb);
+        CHECK(c < 0 || (c == 0 && la < lb));
+    }
+    tw_inverted_free(&inv);
+    /* Bad offsets are refused. */
+    size_t bad[3] = {0, 5, 2};
+    CHECK(tw_invert((const uint8_t *)text, len, bad, 2, &inv) == TW_ERR_INVALID);
+    size_t past[2] = {0, len + 1};
+    CHECK(tw_invert((const uint8_t *)text, len, past, 1, &inv) == TW_ERR_INVALID);
+    tw_inverted_free(&inv);
+    free(text);
+    free(offsets);
+}
+
 int main(void) {
     check_examples();
     check_random();
     check_many();
     check_bm25();
+    check_invert();
     printf("test_tokenize: %d checks passed\n", checks);
     return 0;
 }

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trusswork.core.errors import Corruption, InvalidInput
+from trusswork.search._postings import encode_postings_many
 from trusswork.search.postings import (
     decode_postings,
     difference,
@@ -202,3 +203,35 @@ def test_random_bytes_decode_or_raise_corruption(data: bytes) -> None:
     except Corruption:
         return
     assert is_postings(decoded)
+
+
+posting_lists = st.lists(st.sets(st.integers(0, ID_MAX), max_size=300) | strided_sets(), max_size=8)
+
+
+@given(posting_lists)
+@settings(max_examples=200)
+def test_encode_postings_many_is_encode_postings_per_list(sets: list[set[int]]) -> None:
+    lists = [as_list(s) for s in sets]
+    starts = np.cumsum([0] + [len(x) for x in lists])
+    ids = np.concatenate(lists) if lists else np.empty(0, dtype=np.uint32)
+    blob, offsets = encode_postings_many(ids, starts)
+    expected = [encode_postings(x) for x in lists]
+    assert (
+        offsets.dtype == np.uint64
+        and offsets.tolist() == np.cumsum([0] + [len(e) for e in expected]).tolist()
+    )
+    assert blob == b"".join(expected)
+    for i, x in enumerate(lists):
+        assert decode_postings(blob[offsets[i] : offsets[i + 1]]).tolist() == x.tolist()
+
+
+def test_encode_postings_many_names_the_list_out_of_order() -> None:
+    ids = np.array([1, 2, 3, 7, 9, 9, 10], dtype=np.uint32)
+    with pytest.raises(InvalidInput, match=r"list 1: .* index 2"):
+        encode_postings_many(ids, [0, 3, 7])
+
+
+@pytest.mark.parametrize("starts", [[1, 3], [0, 2], [0, 3, 1, 3], [], [[0, 3]], [0.0, 3.0]])
+def test_encode_postings_many_refuses_bad_bounds(starts: list[object]) -> None:
+    with pytest.raises(InvalidInput):
+        encode_postings_many(np.array([1, 2, 3], dtype=np.uint32), starts)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -339,3 +341,109 @@ def test_unusual_text_round_trips(directory: Path) -> None:
         assert ids(seg.term("änd")) == []
         assert ids(seg.phrase(["and", "newline"])) == [2]
         assert ids(seg.term("\ud800")) == []
+
+
+def columns_of(
+    docs: list[Doc],
+) -> tuple[list[str], dict[str, list[str | None]], dict[str, npt.NDArray[np.float64]], list[int]]:
+    """The documents as add_columns takes them: what add() makes of each field."""
+    names = sorted({name for _, _, doc_fields in docs for name in doc_fields})
+    keywords: dict[str, list[str | None]] = {}
+    numbers: dict[str, npt.NDArray[np.float64]] = {}
+    for name in names:
+        values = [doc_fields.get(name) for _, _, doc_fields in docs]
+        if any(isinstance(v, str | int) for v in values):
+            keywords[name] = [str(v) if isinstance(v, str | int) else None for v in values]
+        if any(isinstance(v, int | float) and not isinstance(v, str) for v in values):
+            numbers[name] = np.array(
+                [float(v) if isinstance(v, int | float) else math.nan for v in values]
+            )
+    return [text_of(tokens) for _, tokens, _ in docs], keywords, numbers, [d[0] for d in docs]
+
+
+def segment_files(meta: SegmentMeta) -> dict[str, bytes]:
+    """Every file of a segment, with the meta's random segment id and checksum left out."""
+    files = {p.name: p.read_bytes() for p in meta.path.iterdir()}
+    body = json.loads(files.pop("meta.json"))
+    del body["segment_id"], body["checksum"]
+    files["meta.json"] = json.dumps(body, sort_keys=True).encode()
+    return files
+
+
+@given(corpora(), st.integers(0, 25), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_add_columns_writes_the_bytes_add_writes(
+    docs: list[Doc], split: int, explicit_ids: bool
+) -> None:
+    # The first ``split`` documents go through add() (ids as given), the rest
+    # through add_columns, given ids or numbered on from the largest id.
+    head, tail = docs[:split], docs[split:]
+    with tempfile.TemporaryDirectory() as name:
+        one_by_one = IndexWriter()
+        for doc_id, tokens, doc_fields in head:
+            one_by_one.add(doc_id, text_of(tokens), doc_fields)
+        by_columns = IndexWriter()
+        for doc_id, tokens, doc_fields in head:
+            by_columns.add(doc_id, text_of(tokens), doc_fields)
+        texts, keywords, numbers, tail_ids = columns_of(tail)
+        got = by_columns.add_columns(
+            texts, keywords=keywords, numbers=numbers, doc_ids=tail_ids if explicit_ids else None
+        )
+        for doc_id, tokens, doc_fields in tail:
+            one_by_one.add(doc_id if explicit_ids else None, text_of(tokens), doc_fields)
+        expected_ids = tail_ids if explicit_ids else list(range(len(tail)))
+        if not explicit_ids and head:
+            expected_ids = [max(d[0] for d in head) + 1 + i for i in range(len(tail))]
+        assert got.dtype == np.uint32 and got.tolist() == expected_ids
+        if not docs:
+            return
+        left = one_by_one.write_segment(Path(name) / "add")
+        right = by_columns.write_segment(Path(name) / "columns")
+        assert segment_files(right) == segment_files(left)
+
+
+def test_add_columns_of_log_lines_answers_queries(directory: Path) -> None:
+    writer = IndexWriter(first_doc_id=10)
+    texts = [f"GET /api/{i % 3} {200 if i % 4 else 500} from 10.0.0.{i % 5}" for i in range(40)]
+    statuses = [200 if i % 4 else 500 for i in range(40)]
+    ids_added = writer.add_columns(
+        texts,
+        keywords={"status": [str(s) for s in statuses], "path": [None] * 39 + ["/x"]},
+        numbers={"status": np.array(statuses), "ms": np.arange(40) / 2},
+    )
+    assert ids_added.tolist() == list(range(10, 50))
+    with Segment.open(writer.write_segment(directory).path) as segment:
+        assert ids(segment.field("status", "500")) == [10 + i for i in range(0, 40, 4)]
+        assert ids(segment.field("path", "/x")) == [49]
+        assert ids(segment.term("10.0.0.3")) == [10 + i for i in range(3, 40, 5)]
+        assert ids(segment.range("ms", 0, 1)) == [10, 11, 12]
+        assert segment.documents([12]) == [texts[2]]
+
+
+def test_add_columns_rejects_bad_batches_and_changes_nothing() -> None:
+    writer = IndexWriter()
+    writer.add(5, "five")
+    bad_calls: list[tuple[type[Exception], dict[str, object]]] = [
+        (InvalidInput, {"keywords": {"a": ["x"]}}),
+        (InvalidInput, {"keywords": {"a=b": ["x", "y"]}}),
+        (InvalidInput, {"keywords": {"": ["x", "y"]}}),
+        (InvalidInput, {"keywords": {"a": ["x", 3]}}),
+        (InvalidInput, {"keywords": {"a": ["x", "\udc00"]}}),
+        (InvalidInput, {"numbers": {"n": np.array([1.0])}}),
+        (InvalidInput, {"numbers": {"n": np.array(["1", "2"])}}),
+        (InvalidInput, {"doc_ids": [1]}),
+        (InvalidInput, {"doc_ids": [1, -1]}),
+        (InvalidInput, {"doc_ids": [1, 2**32]}),
+        (Conflict, {"doc_ids": [7, 7]}),
+        (Conflict, {"doc_ids": [6, 5]}),
+    ]
+    for error, options in bad_calls:
+        with pytest.raises(error):
+            writer.add_columns(["a b", "c"], **options)  # type: ignore[arg-type]
+    for texts in (["ok", 3], ["ok", "lone \ud800"]):
+        with pytest.raises(InvalidInput):
+            writer.add_columns(texts)  # type: ignore[arg-type]
+    assert len(writer) == 1
+    assert writer.add_columns(["a", "b"]).tolist() == [6, 7]
+    with pytest.raises(InvalidInput):
+        IndexWriter(first_doc_id=2**32 - 1).add_columns(["a", "b"])

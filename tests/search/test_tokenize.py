@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trusswork.core.errors import InvalidInput
+from trusswork.search._tokenize import check_values, invert, invert_values
 from trusswork.search.text import tokenize, tokenize_many
 
 _RUN = re.compile(rb"[A-Za-z0-9_\x80-\xff]+")
@@ -162,3 +164,107 @@ def test_bad_input_is_invalid_input(bad: object) -> None:
         tokenize(bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
         tokenize_many(["ok", bad])  # type: ignore[list-item]
+
+
+def oracle_invert(texts: list[str]) -> dict[str, object]:
+    """What invert must return, from tokenize per text and plain sorting."""
+    occurrences = sorted(
+        (token.encode("utf-8"), doc, position)
+        for doc, text in enumerate(texts)
+        for position, token in enumerate(tokenize(text))
+    )
+    terms = sorted({term for term, _, _ in occurrences})
+    entries = Counter((term, doc) for term, doc, _ in occurrences)
+    return {
+        "utf8": b"".join(t.encode("utf-8") for t in texts),
+        "text_lengths": [len(t.encode("utf-8")) for t in texts],
+        "terms": terms,
+        "entries": sorted(entries.items()),
+        "positions": [position for _, _, position in occurrences],
+        "lengths": [len(tokenize(t)) for t in texts],
+    }
+
+
+def inverted(texts: list[str]) -> dict[str, object]:
+    """invert's arrays in the oracle's shape, checking their bounds on the way."""
+    (
+        utf8,
+        text_offsets,
+        term_blob,
+        term_offsets,
+        entry_starts,
+        entry_rows,
+        tfs,
+        position_starts,
+        positions,
+        lengths,
+    ) = invert(texts)
+    n_terms = term_offsets.size - 1
+    terms = [term_blob[term_offsets[i] : term_offsets[i + 1]] for i in range(n_terms)]
+    entries = [
+        ((terms[t], int(entry_rows[e])), int(tfs[e]))
+        for t in range(n_terms)
+        for e in range(int(entry_starts[t]), int(entry_starts[t + 1]))
+    ]
+    # Each term's positions are as many as its entries' frequencies.
+    for t in range(n_terms):
+        e0, e1 = int(entry_starts[t]), int(entry_starts[t + 1])
+        assert position_starts[t + 1] - position_starts[t] == tfs[e0:e1].sum()
+    assert position_starts[-1] == positions.size and entry_starts[-1] == entry_rows.size
+    return {
+        "utf8": utf8,
+        "text_lengths": np.diff(text_offsets).tolist(),
+        "terms": terms,
+        "entries": entries,
+        "positions": positions.tolist(),
+        "lengths": lengths.tolist(),
+    }
+
+
+@given(st.lists(LOGLIKE, max_size=12))
+@settings(max_examples=300)
+def test_invert_matches_sorting_every_occurrence(texts: list[str]) -> None:
+    assert inverted(texts) == oracle_invert(texts)
+
+
+def test_invert_of_repetitive_log_lines() -> None:
+    # Many distinct and many repeated terms: the hash table grows and the
+    # recent-token cache answers most tokens.
+    texts = [
+        f"10.0.{i % 7}.{i % 250} GET /api/v1/items/{i} 200 {i * 37 % 9973} ms Ünï{i % 3}"
+        for i in range(5000)
+    ]
+    assert inverted(texts) == oracle_invert(texts)
+
+
+def test_invert_of_nothing() -> None:
+    assert inverted([]) == oracle_invert([])
+    assert inverted(["", "..."]) == oracle_invert(["", "..."])
+
+
+@pytest.mark.parametrize("bad", [[None], [b"bytes"], ["ok", "lone \ud800 surrogate"]])
+def test_invert_refuses_what_cannot_be_indexed(bad: list[object]) -> None:
+    with pytest.raises(InvalidInput):
+        invert(bad)  # type: ignore[arg-type]
+
+
+@given(st.lists(st.none() | st.sampled_from(["", "a", "b", "ab", "é", "10.0.0.1"]) | LOGLIKE))
+@settings(max_examples=300)
+def test_invert_values_groups_whole_values(values: list[str | None]) -> None:
+    keys, key_offsets, starts, indexes = invert_values(values, "name=")
+    distinct = sorted({v.encode("utf-8") for v in values if v is not None})
+    got_keys = [keys[key_offsets[i] : key_offsets[i + 1]] for i in range(key_offsets.size - 1)]
+    assert got_keys == [b"name=" + v for v in distinct]
+    got = {got_keys[k]: indexes[starts[k] : starts[k + 1]].tolist() for k in range(len(got_keys))}
+    assert got == {
+        b"name=" + v: [i for i, x in enumerate(values) if x is not None and x.encode() == v]
+        for v in distinct
+    }
+
+
+@pytest.mark.parametrize("bad", [[3], ["ok", b"bytes"], ["ok", None, "lone \ud800"]])
+def test_keyword_values_must_be_str_or_none(bad: list[object]) -> None:
+    with pytest.raises(InvalidInput, match=f"value {len(bad) - 1} "):
+        check_values(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        invert_values(bad, "k=")  # type: ignore[arg-type]

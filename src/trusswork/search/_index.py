@@ -38,12 +38,10 @@ Guarantees
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +54,10 @@ import zstandard
 from trusswork.core.checksum import crc32c
 from trusswork.core.errors import Conflict, Corruption, InvalidInput, NotFound
 from trusswork.core.files import publish_directory, write_file
+from trusswork.search._postings import encode_postings_many
 from trusswork.search._sections import write_sections
-from trusswork.search.postings import encode_postings
-from trusswork.search.text import tokenize, tokenize_many
+from trusswork.search._tokenize import check_values, invert, invert_values
+from trusswork.search.text import tokenize
 
 __all__ = [
     "IndexWriter",
@@ -82,7 +81,7 @@ FieldValue = str | int | float
 
 _FORMAT = 1
 _TEXT_BLOCK = 64 * 1024
-_ZSTD_LEVEL = 3
+_ZSTD_LEVEL = 1
 _MAX_DOC_ID = 2**32 - 1
 _EMPTY = np.empty(0, dtype=np.uint32)
 
@@ -110,6 +109,10 @@ class SegmentMeta:
 class IndexWriter:
     """Collects documents in memory and writes them as one immutable segment.
 
+    Documents come one at a time (:meth:`add`, :meth:`add_many`) or as whole
+    columns (:meth:`add_columns`, the fast path for log ingest); both give
+    the same segment bytes for the same documents.
+
     Parameters
     ----------
     first_doc_id
@@ -128,8 +131,12 @@ class IndexWriter:
         self._ids: list[int] = []
         self._seen: set[int] = set()
         self._texts: list[str] = []
-        self._keywords: dict[str, list[int]] = {}
+        # Keywords and numbers of add(): name -> (rows, values); of
+        # add_columns(): (first row, name, column).
+        self._keywords: dict[str, tuple[list[int], list[str | None]]] = {}
+        self._keyword_columns: list[tuple[int, str, list[str | None]]] = []
         self._numbers: dict[str, tuple[list[int], list[float]]] = {}
+        self._number_columns: list[tuple[int, str, npt.NDArray[np.float64]]] = []
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -159,8 +166,7 @@ class IndexWriter:
         keywords: dict[str, str] = {}
         numbers: dict[str, float] = {}
         for name, value in (fields or {}).items():
-            if not name or "=" in name:
-                raise InvalidInput(f"field name {name!r} must be non-empty and contain no '='")
+            _check_field_name(name)
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise InvalidInput(
                     f"field {name!r}: {type(value).__name__} is not str, int or float"
@@ -182,6 +188,101 @@ class IndexWriter:
         ids = [self.add(None, text, f) for text, f in zip(texts, per_doc, strict=True)]
         return np.asarray(ids, dtype=np.uint32)
 
+    def add_columns(
+        self,
+        texts: Sequence[str],
+        *,
+        keywords: Mapping[str, Sequence[str | None]] | None = None,
+        numbers: Mapping[str, npt.ArrayLike] | None = None,
+        doc_ids: npt.ArrayLike | None = None,
+    ) -> npt.NDArray[np.uint32]:
+        """Add a batch of documents given as columns; return their ids.
+
+        The same documents as ``add(doc_ids[i], texts[i], fields_i)`` for
+        each ``i``, where ``fields_i`` maps each keyword name to
+        ``keywords[name][i]`` (left out where it is None) and each numeric
+        name to ``numbers[name][i]``, and the segment written is the same,
+        byte for byte. No Python code runs per document or per value: texts
+        and keyword values are checked, interned, sorted and grouped in C
+        (csrc/postings/invert.h), which makes this the ingest path.
+
+        Parameters
+        ----------
+        texts
+            The texts to index and store.
+        keywords
+            Per field name, one ``str`` (a keyword term ``name=value``) or
+            None (no value) per document. An int field of :meth:`add` is a
+            keyword column of ``str(value)`` plus a numeric column.
+        numbers
+            Per field name, one number per document (1-d, integer or float;
+            NaN, like absence, stores as NaN).
+        doc_ids
+            One unique id per document, or None for the next ids.
+
+        Returns
+        -------
+        numpy.ndarray of uint32
+            The documents' ids.
+
+        Raises
+        ------
+        InvalidInput
+            A column's length differs from ``len(texts)``, or a bad id, field
+            name, value type or text (not str, or not encodable as UTF-8).
+        Conflict
+            An id was already added or repeats within ``doc_ids``.
+        """
+        texts = list(texts)
+        n = len(texts)
+        _check_texts(texts)
+        ids = self._new_ids(n, doc_ids)
+        offset = len(self._ids)
+        keyword_columns = [
+            (offset, name, _keyword_column(name, values, n))
+            for name, values in (keywords or {}).items()
+        ]
+        number_columns = [
+            (offset, name, _number_column(name, values, n))
+            for name, values in (numbers or {}).items()
+        ]
+        # Everything is checked: only now does the writer change.
+        id_list = ids.tolist()
+        self._seen.update(id_list)
+        self._ids.extend(id_list)
+        self._texts.extend(texts)
+        if n:
+            self._next_id = max(self._next_id, int(ids.max()) + 1)
+        self._keyword_columns.extend(keyword_columns)
+        self._number_columns.extend(number_columns)
+        return ids
+
+    def _new_ids(self, n: int, doc_ids: npt.ArrayLike | None) -> npt.NDArray[np.uint32]:
+        """The ids of n new documents, checked against each other and the writer's."""
+        if doc_ids is None:
+            if self._next_id + n - 1 > _MAX_DOC_ID:
+                raise InvalidInput(
+                    f"{n} automatic ids from {self._next_id} pass 2**32-1; give doc_ids"
+                )
+            # Every id seen is below _next_id: automatic ids cannot collide.
+            return np.arange(self._next_id, self._next_id + n, dtype=np.uint32)
+        given = np.asarray(doc_ids)
+        if given.shape != (n,) or (n and given.dtype.kind not in "iu"):
+            raise InvalidInput(f"doc_ids must be {n} integers (one per text), got {given!r:.60}")
+        if n and (int(given.min()) < 0 or int(given.max()) > _MAX_DOC_ID):
+            raise InvalidInput(f"doc_ids must be in 0..2**32-1, got {given.min()}..{given.max()}")
+        ids = given.astype(np.uint32)
+        unique = np.unique(ids)
+        if unique.size != n:
+            repeated = unique[
+                np.diff(np.searchsorted(np.sort(ids), unique, side="right"), prepend=0) > 1
+            ]
+            raise Conflict(f"document id {int(repeated[0])} appears twice in doc_ids")
+        if self._seen and not self._seen.isdisjoint(ids.tolist()):
+            clash = next(i for i in ids.tolist() if i in self._seen)
+            raise Conflict(f"document id {clash} was already added to this writer")
+        return ids
+
     def _add_parsed(
         self,
         doc_id: int | None,
@@ -193,13 +294,7 @@ class IndexWriter:
             raise InvalidInput(f"document text must be str, not {type(text).__name__}")
         for part in (text, *keywords.values()):
             if not part.isascii():
-                try:
-                    part.encode("utf-8")
-                except UnicodeEncodeError as exc:
-                    raise InvalidInput(
-                        f"{exc.reason} at index {exc.start} of {part[:40]!r}; text and field"
-                        " values must be encodable as UTF-8 (no lone surrogates)"
-                    ) from exc
+                _check_utf8(part)
         if doc_id is None:
             doc_id = self._next_id
         if not 0 <= doc_id <= _MAX_DOC_ID:
@@ -212,7 +307,9 @@ class IndexWriter:
         self._texts.append(text)
         self._next_id = max(self._next_id, doc_id + 1)
         for name, value in keywords.items():
-            self._keywords.setdefault(f"{name}={value}", []).append(row)
+            rows_of_name, values_of_name = self._keywords.setdefault(name, ([], []))
+            rows_of_name.append(row)
+            values_of_name.append(value)
         for name, number in numbers.items():
             rows, values = self._numbers.setdefault(name, ([], []))
             rows.append(row)
@@ -239,75 +336,188 @@ class IndexWriter:
 
     def _build(self) -> _Built:
         ids = np.asarray(self._ids, dtype=np.int64)
-        order = np.argsort(ids, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        texts = [self._texts[i] for i in order]
-        tokens, tok_docs, tok_pos = tokenize_many(texts)
-        # A first-seen numbering through a C-level map: no Python loop per token.
-        vocab: defaultdict[str, int] = defaultdict(itertools.count().__next__)
-        first = np.fromiter(map(vocab.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-        encoded = [t.encode("utf-8") for t in vocab]
-        order_terms = sorted(range(len(encoded)), key=encoded.__getitem__)
-        remap = np.empty(len(encoded), dtype=np.int64)
-        remap[order_terms] = np.arange(len(encoded))
-        terms = [encoded[i] for i in order_terms]
-        term_ids = remap[first]
-        docs = np.asarray(tok_docs, dtype=np.int64)
-        pos = np.asarray(tok_pos, dtype=np.int64)
-        in_order = bool(np.all((np.diff(docs) > 0) | ((np.diff(docs) == 0) & (np.diff(pos) > 0))))
-        # Tokenizers emit tokens in (document, position) order; a stable sort by
-        # term alone then yields (term, document, position) order.
-        by = np.argsort(term_ids, kind="stable") if in_order else np.lexsort((pos, docs, term_ids))
-        term_ids, docs = term_ids[by], docs[by]
-        positions = np.asarray(tok_pos, dtype=np.uint32)[by]
-        starts = np.flatnonzero(np.diff((term_ids << 32) | docs, prepend=-1))
-        entry_rows = docs[starts].astype(np.uint32)
-        tfs = np.diff(np.append(starts, term_ids.size)).astype(np.uint32)
-        bounds = np.arange(len(terms) + 1)
-        entry_starts = np.searchsorted(term_ids[starts], bounds).astype(np.uint64)
-        position_starts = np.searchsorted(term_ids, bounds).astype(np.uint64)
-        lengths = np.bincount(docs, minlength=ids.size).astype(np.uint32)
-        keywords = {
-            key: np.unique(rank[np.asarray(rows, dtype=np.int64)]).astype(np.uint32)
-            for key, rows in self._keywords.items()
-        }
-        numbers = {}
-        for name, (rows, values) in self._numbers.items():
-            column = np.full(ids.size, np.nan)
-            column[rank[np.asarray(rows, dtype=np.int64)]] = values
-            numbers[name] = column
+        # Rows are documents in the order added; the segment stores them in
+        # id order. Ingest adds them in order already: then nothing moves.
+        order: npt.NDArray[np.int64] | None = None
+        texts = self._texts
+        if ids.size > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            order = np.argsort(ids, kind="stable")
+            texts = [texts[i] for i in order]
+            ids = ids[order]
+        (
+            utf8,
+            text_offsets,
+            term_blob,
+            term_offsets,
+            entry_starts,
+            entry_rows,
+            tfs,
+            position_starts,
+            positions,
+            lengths,
+        ) = invert(texts)
+        key_blob, key_offsets, keyword_fields, key_starts, key_rows = self._keyword_postings(order)
         return _Built(
-            doc_ids=ids[order].astype(np.uint32),
-            texts=texts,
+            doc_ids=ids.astype(np.uint32),
+            utf8=utf8,
+            text_offsets=text_offsets,
             lengths=lengths,
-            terms=terms,
+            term_blob=term_blob,
+            term_offsets=term_offsets,
             entry_starts=entry_starts,
             entry_rows=entry_rows,
             tfs=tfs,
             position_starts=position_starts,
             positions=positions,
-            keywords=keywords,
-            numbers=numbers,
+            key_blob=key_blob,
+            key_offsets=key_offsets,
+            keyword_fields=keyword_fields,
+            key_starts=key_starts,
+            key_rows=key_rows,
+            numbers=self._number_columns_in_order(order),
         )
+
+    def _keyword_postings(
+        self, order: npt.NDArray[np.int64] | None
+    ) -> tuple[bytes, npt.NDArray[np.uint64], dict[str, int], npt.NDArray[np.uint64], Postings]:
+        """Keys sorted by bytes and their offsets, keys per name, and per key its rows.
+
+        No name holds ``=``, so the keys of one name sort together and names
+        sort by ``name=``: one C call per name interns, sorts and groups its
+        values (csrc/postings/invert.h), never a Python object per value.
+        """
+        sources: dict[str, tuple[list[str | None], list[npt.NDArray[np.int64]]]] = {}
+        for name, (rows_list, values_list) in self._keywords.items():
+            values, rows = sources.setdefault(name, ([], []))
+            values.extend(values_list)
+            rows.append(np.asarray(rows_list, dtype=np.int64))
+        for offset, name, column in self._keyword_columns:
+            values, rows = sources.setdefault(name, ([], []))
+            values.extend(column)
+            rows.append(np.arange(offset, offset + len(column), dtype=np.int64))
+        row_rank = None
+        if order is not None:
+            row_rank = np.empty_like(order)
+            row_rank[order] = np.arange(order.size)
+        blobs: list[bytes] = []
+        key_offsets: list[npt.NDArray[np.uint64]] = [np.zeros(1, dtype=np.uint64)]
+        starts: list[npt.NDArray[np.uint64]] = [np.zeros(1, dtype=np.uint64)]
+        postings: list[Postings] = []
+        counts: dict[str, int] = {}
+        blob_size = entries = 0
+        for name in sorted(sources, key=lambda n: f"{n}=".encode()):
+            values, rows = sources[name]
+            keys, offsets, key_starts, indexes = invert_values(values, f"{name}=")
+            if len(offsets) == 1:
+                continue
+            counts[name] = len(offsets) - 1
+            name_rows = np.concatenate(rows)[indexes]
+            if row_rank is not None:
+                name_rows = row_rank[name_rows]
+            # Rows ascend within each key unless add() and add_columns()
+            # interleaved or ids came out of order: then sort them.
+            bounds = key_starts.astype(np.int64)
+            per_key = bounds[1:] - bounds[:-1]
+            pairs = (np.repeat(np.arange(counts[name]), per_key) << 32) | name_rows
+            if pairs.size > 1 and not bool(np.all(pairs[1:] > pairs[:-1])):
+                name_rows = np.sort(pairs) & 0xFFFFFFFF
+            blobs.append(keys)
+            key_offsets.append(offsets[1:] + np.uint64(blob_size))
+            starts.append(key_starts[1:] + np.uint64(entries))
+            postings.append(name_rows.astype(np.uint32))
+            blob_size += len(keys)
+            entries += int(key_starts[-1])
+        return (
+            b"".join(blobs),
+            np.concatenate(key_offsets),
+            counts,
+            np.concatenate(starts),
+            np.concatenate(postings) if postings else _EMPTY,
+        )
+
+    def _number_columns_in_order(
+        self, order: npt.NDArray[np.int64] | None
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        count = len(self._ids)
+        numbers: dict[str, npt.NDArray[np.float64]] = {}
+        for name, (rows, values) in self._numbers.items():
+            column = numbers.setdefault(name, np.full(count, np.nan))
+            column[np.asarray(rows, dtype=np.int64)] = values
+        for offset, name, values_array in self._number_columns:
+            column = numbers.setdefault(name, np.full(count, np.nan))
+            column[offset : offset + values_array.size] = values_array
+        if order is not None:
+            numbers = {name: column[order] for name, column in numbers.items()}
+        return numbers
+
+
+def _check_field_name(name: object) -> None:
+    if not isinstance(name, str) or not name or "=" in name:
+        raise InvalidInput(f"field name {name!r} must be non-empty and contain no '='")
+
+
+def _check_utf8(part: str) -> None:
+    try:
+        part.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"{exc.reason} at index {exc.start} of {part[:40]!r}; text and field"
+            " values must be encodable as UTF-8 (no lone surrogates)"
+        ) from exc
+
+
+def _check_texts(texts: list[str]) -> None:
+    try:
+        check_values(texts, what="text", allow_none=False)
+    except InvalidInput as exc:
+        raise InvalidInput(f"document {exc}; texts must be str encodable as UTF-8") from None
+
+
+def _keyword_column(name: str, values: Sequence[str | None], n: int) -> list[str | None]:
+    _check_field_name(name)
+    column = list(values)
+    if len(column) != n:
+        raise InvalidInput(f"keyword column {name!r} has {len(column)} values for {n} texts")
+    try:
+        check_values(column)
+    except InvalidInput as exc:
+        raise InvalidInput(f"keyword column {name!r}: {exc}") from None
+    return column
+
+
+def _number_column(name: str, values: npt.ArrayLike, n: int) -> npt.NDArray[np.float64]:
+    _check_field_name(name)
+    array = np.asarray(values)
+    if array.shape != (n,) or (n and array.dtype.kind not in "iuf"):
+        raise InvalidInput(
+            f"numeric column {name!r} must be {n} numbers (one per text), got"
+            f" {array.dtype} of shape {array.shape}"
+        )
+    return array.astype(np.float64)
 
 
 @dataclass
 class _Built:
     doc_ids: npt.NDArray[np.uint32]
-    texts: list[str]
+    utf8: bytes
+    text_offsets: npt.NDArray[np.uint64]
     lengths: npt.NDArray[np.uint32]
-    terms: list[bytes]
+    term_blob: bytes
+    term_offsets: npt.NDArray[np.uint64]
     entry_starts: npt.NDArray[np.uint64]
     entry_rows: npt.NDArray[np.uint32]
     tfs: npt.NDArray[np.uint32]
     position_starts: npt.NDArray[np.uint64]
     positions: npt.NDArray[np.uint32]
-    keywords: dict[str, npt.NDArray[np.uint32]]
+    key_blob: bytes
+    key_offsets: npt.NDArray[np.uint64]
+    keyword_fields: dict[str, int]
+    key_starts: npt.NDArray[np.uint64]
+    key_rows: npt.NDArray[np.uint32]
     numbers: dict[str, npt.NDArray[np.float64]]
 
 
-def _narrow(values: npt.NDArray[np.unsignedinteger[Any]]) -> bytes:
+def _narrow(values: npt.NDArray[np.unsignedinteger[Any]] | npt.NDArray[np.int64]) -> bytes:
     """``values`` in the narrowest unsigned dtype holding them all.
 
     Readers know how many items such a section holds, so its length gives
@@ -320,31 +530,16 @@ def _narrow(values: npt.NDArray[np.unsignedinteger[Any]]) -> bytes:
     return values.astype(np.uint64).tobytes()
 
 
-def _dictionary(keys: Sequence[bytes]) -> tuple[bytes, npt.NDArray[np.uint64]]:
-    offsets = np.zeros(len(keys) + 1, dtype=np.uint64)
-    np.cumsum([len(k) for k in keys], out=offsets[1:])
-    return b"".join(keys), offsets
-
-
-def _encode_all(lists: Iterable[npt.NDArray[np.uint32]]) -> tuple[bytes, npt.NDArray[np.uint64]]:
-    blobs = [encode_postings(rows) for rows in lists]
-    offsets = np.zeros(len(blobs) + 1, dtype=np.uint64)
-    np.cumsum([len(b) for b in blobs], out=offsets[1:])
-    return b"".join(blobs), offsets
-
-
-def _text_blocks(texts: Sequence[str]) -> tuple[bytes, bytes, bytes]:
-    raw = [t.encode("utf-8") for t in texts]
-    text_offsets = np.zeros(len(raw) + 1, dtype=np.uint64)
-    np.cumsum([len(r) for r in raw], out=text_offsets[1:])
-    stream = b"".join(raw)
+def _text_blocks(utf8: bytes) -> tuple[bytes, bytes]:
+    """The text stream in zstd blocks of _TEXT_BLOCK bytes, and the blocks' offsets."""
     compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    view = memoryview(utf8)
     blocks = [
-        compressor.compress(stream[i : i + _TEXT_BLOCK]) for i in range(0, len(stream), _TEXT_BLOCK)
+        compressor.compress(view[i : i + _TEXT_BLOCK]) for i in range(0, len(utf8), _TEXT_BLOCK)
     ]
     block_offsets = np.zeros(len(blocks) + 1, dtype=np.uint64)
     np.cumsum([len(b) for b in blocks], out=block_offsets[1:])
-    return text_offsets.tobytes(), block_offsets.tobytes(), b"".join(blocks)
+    return block_offsets.tobytes(), b"".join(blocks)
 
 
 def _meta_checksum(body: Mapping[str, Any]) -> int:
@@ -355,39 +550,36 @@ def _write(directory: Path, built: _Built, *, merged_from: Sequence[str]) -> Seg
     segment_id = f"seg-{uuid.uuid4().hex}"
     tmp = directory / f"{segment_id}.tmp"
     tmp.mkdir(parents=True)
-    n_terms = len(built.terms)
-    term_blob, term_offsets = _dictionary(built.terms)
-    post_blob, post_offsets = _encode_all(
-        built.entry_rows[int(built.entry_starts[i]) : int(built.entry_starts[i + 1])]
-        for i in range(n_terms)
-    )
+    n_terms = built.term_offsets.size - 1
+    post_blob, post_offsets = encode_postings_many(built.entry_rows, built.entry_starts)
     write_sections(
         tmp / "terms.tw",
         [
-            term_blob,
-            _narrow(term_offsets),
+            built.term_blob,
+            _narrow(built.term_offsets),
             _narrow(post_offsets),
             _narrow(built.entry_starts),
             _narrow(built.position_starts),
         ],
     )
     write_sections(tmp / "postings.tw", [post_blob, _narrow(built.tfs), _narrow(built.positions)])
-    keys = sorted(built.keywords, key=lambda k: k.encode("utf-8"))
-    key_blob, key_offsets = _dictionary([k.encode("utf-8") for k in keys])
-    field_blob, field_offsets = _encode_all(built.keywords[k] for k in keys)
+    field_blob, field_offsets = encode_postings_many(built.key_rows, built.key_starts)
     write_sections(
-        tmp / "fields.tw", [key_blob, key_offsets.tobytes(), field_offsets.tobytes(), field_blob]
+        tmp / "fields.tw",
+        [built.key_blob, built.key_offsets.tobytes(), field_offsets.tobytes(), field_blob],
     )
     numeric_names = sorted(built.numbers)
     write_sections(tmp / "numeric.tw", [built.numbers[n].tobytes() for n in numeric_names])
     write_sections(
         tmp / "docs.tw",
-        [built.doc_ids.tobytes(), built.lengths.tobytes(), *_text_blocks(built.texts)],
+        [
+            built.doc_ids.tobytes(),
+            built.lengths.tobytes(),
+            built.text_offsets.tobytes(),
+            *_text_blocks(built.utf8),
+        ],
     )
-    keyword_fields: dict[str, int] = {}
-    for key in keys:
-        name = key.split("=", 1)[0]
-        keyword_fields[name] = keyword_fields.get(name, 0) + 1
+    keyword_fields = built.keyword_fields
     numeric_fields = {}
     for name in numeric_names:
         column = built.numbers[name]

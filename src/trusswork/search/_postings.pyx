@@ -7,7 +7,7 @@ arrays allocated at their largest possible size, filled by C without the
 GIL, then shrunk in place. Every C status passes through check_status.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from trusswork._includes.common cimport (
@@ -363,3 +363,72 @@ def decode_postings(data):
         status = tw_postings_decode(&view[0], length, &ids[0], count, &n, &where)
     check_status(status, "decode_postings", where)
     return out
+
+
+cdef extern from "postings/postings.h" nogil:
+    size_t tw_postings_encoded_bound_many(const uint64_t *starts, size_t k)
+    int tw_postings_encode_many(const uint32_t *ids, const uint64_t *starts, size_t k,
+                                uint8_t *out, size_t cap, uint64_t *offsets, size_t *err_list,
+                                size_t *err_index)
+
+
+def encode_postings_many(ids, starts):
+    """Many posting lists, each encoded as by :func:`encode_postings`, back to back.
+
+    One call for a whole term dictionary: list ``i`` is
+    ``ids[starts[i]:starts[i + 1]]``. Encoding runs without the GIL.
+
+    Parameters
+    ----------
+    ids : array_like of uint32
+        Every list's ids, one after another; each list strictly increasing.
+    starts : array_like of int
+        ``k + 1`` non-decreasing bounds into ``ids``, from 0 to ``len(ids)``.
+
+    Returns
+    -------
+    blob : bytes
+        The ``k`` encodings back to back.
+    offsets : numpy.ndarray of uint64
+        ``k + 1`` offsets: list ``i`` is ``blob[offsets[i]:offsets[i + 1]]``.
+
+    Raises
+    ------
+    InvalidInput
+        ``ids`` is not 1-d integers in 0..2**32-1, ``starts`` does not run
+        from 0 to ``len(ids)`` without decreasing, or a list is not strictly
+        increasing (the message names the list and the index in it).
+    """
+    cdef const uint32_t[::1] view = as_postings(ids, "encode_postings_many")
+    bounds = np.asarray(starts)
+    if bounds.ndim != 1 or bounds.shape[0] == 0 or bounds.dtype.kind not in "iu":
+        raise InvalidInput("encode_postings_many needs starts as a 1-d integer array of "
+                           "k + 1 bounds")
+    cdef Py_ssize_t last = bounds.shape[0] - 1
+    if bounds[0] != 0 or bounds[last] != view.shape[0] or np.any(bounds[1:] < bounds[:last]):
+        raise InvalidInput(f"encode_postings_many: starts must run from 0 to len(ids) = "
+                           f"{view.shape[0]} without decreasing")
+    cdef const uint64_t[::1] bound_view = np.ascontiguousarray(bounds, dtype=np.uint64)
+    cdef size_t k = bound_view.shape[0] - 1, cap, err_list = 0, err_index = 0
+    cap = tw_postings_encoded_bound_many(&bound_view[0], k)
+    if cap == 0 and k > 0:
+        raise InvalidInput("encode_postings_many: a list is too long for the posting format")
+    offsets = np.empty(k + 1, np.uint64)
+    cdef uint64_t[::1] offsets_view = offsets
+    cdef const uint32_t *ids_ptr = &view[0] if view.shape[0] else NULL
+    cdef uint8_t *buf = <uint8_t *>malloc(cap + 1)
+    cdef int status
+    if buf == NULL:
+        raise MemoryError("encode_postings_many")
+    try:
+        with nogil:
+            status = tw_postings_encode_many(ids_ptr, &bound_view[0], k, buf, cap,
+                                             &offsets_view[0], &err_list, &err_index)
+        if status == TW_ERR_INVALID:
+            raise InvalidInput(f"encode_postings_many: list {err_list}: ids must be strictly "
+                               f"increasing, but the id at index {err_index} is not above the "
+                               f"one before it")
+        check_status(status, "encode_postings_many", 0)
+        return PyBytes_FromStringAndSize(<char *>buf, <Py_ssize_t>offsets_view[k]), offsets
+    finally:
+        free(buf)

@@ -17,3 +17,23 @@ def bm25_top_k(
     k1: float = 1.2,
     b: float = 0.75,
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float64]]: ...
+def invert(
+    texts: Sequence[str],
+) -> tuple[
+    bytes,
+    npt.NDArray[np.uint64],
+    bytes,
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.uint32],
+]: ...
+def check_values(
+    values: Sequence[str | None], *, what: str = "keyword value", allow_none: bool = True
+) -> None: ...
+def invert_values(
+    values: Sequence[str | None], prefix: str
+) -> tuple[bytes, npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint32]]: ...

@@ -6,12 +6,19 @@ UTF-8 of a str, which for ASCII text is the string's own buffer), folded to
 lower case and tokenized without the GIL; only building the Python token
 strings holds it. Every C status passes through check_status.
 """
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memset
+from libc.string cimport memcmp, memcpy, memset
 
-from trusswork._includes.common cimport TW_ERR_INVALID, TW_ERR_NOSPACE, TW_OK
+from trusswork._includes.common cimport (
+    TW_ERR_INVALID,
+    TW_ERR_NOMEM,
+    TW_ERR_NOSPACE,
+    TW_ERR_OVERFLOW,
+    TW_OK,
+)
 from trusswork._includes.tokenize cimport *
 
 import numpy as np
@@ -361,3 +368,281 @@ def bm25_top_k(postings, tfs, idf, doc_lengths, double avgdl, Py_ssize_t k,
         ids.resize(n, refcheck=False)
         scores.resize(n, refcheck=False)
     return ids, scores
+
+
+cdef extern from "postings/invert.h" nogil:
+    ctypedef struct tw_inverted:
+        size_t inv_docs
+        size_t inv_tokens
+        size_t inv_terms
+        size_t inv_entries
+        uint8_t *inv_term_bytes
+        uint64_t *inv_term_offsets
+        uint64_t *inv_entry_starts
+        uint64_t *inv_position_starts
+        uint32_t *inv_entry_rows
+        uint32_t *inv_tfs
+        uint32_t *inv_positions
+        uint32_t *inv_lengths
+    int tw_invert(const uint8_t *text, size_t len, const size_t *offsets, size_t n_docs,
+                  tw_inverted *out)
+    int tw_invert_whole(const uint8_t *text, size_t len, const size_t *offsets, size_t n_docs,
+                        tw_inverted *out)
+    void tw_inverted_free(tw_inverted *inv)
+
+
+cdef object copy_array(const void *data, size_t n, object dtype):
+    """A new numpy array of n items of dtype copied from data (NULL when n is 0)."""
+    out = np.empty(n, dtype)
+    cdef uint8_t[::1] raw = out.view(np.uint8)
+    if n:
+        memcpy(&raw[0], data, n * out.itemsize)
+    return out
+
+
+def invert(texts):
+    """The inverted index of a batch of texts, for writing an index segment.
+
+    Same terms as :func:`tokenize_many`, interned, sorted and grouped in C
+    without the GIL (see csrc/postings/invert.h): no Python object is made
+    per token or per term.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The documents; row ``d`` is ``texts[d]``.
+
+    Returns
+    -------
+    utf8 : bytes
+        The texts' UTF-8 bytes back to back (not case-folded).
+    text_offsets : numpy.ndarray of uint64
+        ``len(texts) + 1`` offsets of each text in ``utf8``.
+    terms : bytes
+        The distinct terms, sorted by bytes, back to back (UTF-8).
+    term_offsets : numpy.ndarray of uint64
+        ``len(term list) + 1`` offsets of each term in ``terms``.
+    entry_starts : numpy.ndarray of uint64
+        Per term, where its entries start in ``entry_rows`` / ``tfs``, and
+        the total at the end.
+    entry_rows, tfs : numpy.ndarray of uint32
+        Per entry, the row of a document holding the term and how often.
+    position_starts : numpy.ndarray of uint64
+        Per term, where its positions start in ``positions``; the total last.
+    positions : numpy.ndarray of uint32
+        Per term, per entry, the token positions of its occurrences.
+    lengths : numpy.ndarray of uint32
+        Tokens per text.
+
+    Raises
+    ------
+    InvalidInput
+        A text is not str or holds lone surrogates, or there are 2**32
+        texts, or 2**32 distinct terms, or more.
+    """
+    cdef list items = list(texts)
+    cdef size_t n_docs = len(items), d, total = 0
+    cdef Py_ssize_t size = 0
+    cdef int status
+    cdef tw_inverted inv
+    if n_docs > 0xFFFFFFFF:
+        raise InvalidInput(f"invert: {n_docs} texts; at most 2**32 - 1 fit uint32 rows")
+    for d in range(n_docs):
+        if not isinstance(items[d], str):
+            raise InvalidInput(f"invert needs str texts, not {type(items[d]).__name__} (text {d})")
+    cdef const char **sources = <const char **>malloc((n_docs + 1) * sizeof(char *))
+    cdef size_t *offsets = <size_t *>malloc((n_docs + 1) * sizeof(size_t))
+    text_offsets = np.empty(n_docs + 1, np.uint64)
+    cdef uint64_t[::1] offsets_view = text_offsets
+    cdef uint8_t *folded = NULL
+    cdef char *raw
+    memset(&inv, 0, sizeof(inv))
+    try:
+        if sources == NULL or offsets == NULL:
+            raise MemoryError("invert")
+        for d in range(n_docs):
+            # items keeps every text alive, so the UTF-8 pointers stay valid.
+            sources[d] = utf8_of(items[d], &size, "invert")
+            offsets[d] = total
+            offsets_view[d] = total
+            total += <size_t>size
+        offsets[n_docs] = total
+        offsets_view[n_docs] = total
+        utf8 = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        raw = PyBytes_AS_STRING(utf8)
+        folded = <uint8_t *>malloc(total + 1)
+        if folded == NULL:
+            raise MemoryError("invert")
+        with nogil:
+            for d in range(n_docs):
+                memcpy(raw + offsets[d], sources[d], offsets[d + 1] - offsets[d])
+            tw_fold_ascii(<const uint8_t *>raw, total, folded)
+            status = tw_invert(folded, total, offsets, n_docs, &inv)
+        if status == TW_ERR_OVERFLOW:
+            raise InvalidInput("invert: 2**32 distinct terms, or a text of 2**32 tokens, or "
+                               "more; write smaller segments")
+        if status == TW_ERR_NOMEM:
+            raise MemoryError("invert")
+        check_status(status, "invert")
+        return (
+            utf8,
+            text_offsets,
+            PyBytes_FromStringAndSize(<const char *>inv.inv_term_bytes,
+                                      <Py_ssize_t>inv.inv_term_offsets[inv.inv_terms]),
+            copy_array(inv.inv_term_offsets, inv.inv_terms + 1, np.uint64),
+            copy_array(inv.inv_entry_starts, inv.inv_terms + 1, np.uint64),
+            copy_array(inv.inv_entry_rows, inv.inv_entries, np.uint32),
+            copy_array(inv.inv_tfs, inv.inv_entries, np.uint32),
+            copy_array(inv.inv_position_starts, inv.inv_terms + 1, np.uint64),
+            copy_array(inv.inv_positions, inv.inv_tokens, np.uint32),
+            copy_array(inv.inv_lengths, n_docs, np.uint32),
+        )
+    finally:
+        tw_inverted_free(&inv)
+        free(sources)
+        free(offsets)
+        free(folded)
+
+
+cdef const char *value_utf8(object value, Py_ssize_t index, Py_ssize_t *size,
+                            str what="keyword value") except? NULL:
+    """The UTF-8 of a value (NULL for None); InvalidInput names the index."""
+    if value is None:
+        return NULL
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} {index} is {type(value).__name__}, not str")
+    try:
+        return PyUnicode_AsUTF8AndSize(value, size)
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{what} {index} is not encodable as UTF-8 ({exc.reason} at "
+                           f"index {exc.start}); lone surrogates cannot be indexed") from None
+
+
+def check_values(values, *, str what="keyword value", bint allow_none=True):
+    """Check values to index: each a str encodable as UTF-8 (or None if allowed).
+
+    A loop in C; the UTF-8 of a non-ASCII str is cached in it, where
+    :func:`invert` and :func:`invert_values` find it again.
+
+    Parameters
+    ----------
+    values : list of str or None
+    what : str
+        What a value is, for the message (``"text"``).
+    allow_none : bool
+        Whether None passes (a keyword column's missing value).
+
+    Raises
+    ------
+    InvalidInput
+        The message names the first bad value's index.
+    """
+    cdef list items = values if type(values) is list else list(values)
+    cdef Py_ssize_t i, size = 0
+    cdef object value
+    for i in range(len(items)):
+        value = items[i]
+        if value is None and not allow_none:
+            raise InvalidInput(f"{what} {i} is None, not str")
+        value_utf8(value, i, &size, what)
+
+
+def invert_values(values, str prefix):
+    """The postings of keyword values: each distinct value, sorted, with its indexes.
+
+    Like :func:`invert` with every value one whole term (not tokenized, not
+    case-folded), in C without the GIL; None values are left out.
+
+    Parameters
+    ----------
+    values : list of str or None
+    prefix : str
+        Written before every key (``name=``).
+
+    Returns
+    -------
+    keys : bytes
+        ``prefix + value`` for each distinct value, sorted by bytes, back
+        to back (UTF-8).
+    key_offsets : numpy.ndarray of uint64
+        ``len(key list) + 1`` offsets of each key in ``keys``.
+    starts : numpy.ndarray of uint64
+        Per key, where its indexes start in ``indexes``; the total last.
+    indexes : numpy.ndarray of uint32
+        Per key, ascending, the indexes in ``values`` holding its value.
+
+    Raises
+    ------
+    InvalidInput
+        A value is neither str nor None or is not encodable as UTF-8, or
+        there are 2**32 values or more.
+    """
+    cdef list items = values if type(values) is list else list(values)
+    cdef size_t n = len(items), i, kept = 0, total = 0, k, t
+    cdef Py_ssize_t size = 0
+    cdef const char *data
+    cdef int status
+    cdef tw_inverted inv
+    if n > 0xFFFFFFFF:
+        raise InvalidInput(f"invert_values: {n} values; at most 2**32 - 1 fit uint32 indexes")
+    cdef bytes prefix_utf8 = prefix.encode("utf-8")
+    cdef size_t prefix_len = len(prefix_utf8)
+    cdef const char *prefix_ptr = prefix_utf8
+    cdef const char **sources = <const char **>malloc((n + 1) * sizeof(char *))
+    cdef size_t *offsets = <size_t *>malloc((n + 1) * sizeof(size_t))
+    cdef uint32_t *kept_index = <uint32_t *>malloc((n + 1) * sizeof(uint32_t))
+    cdef char *buf = NULL
+    cdef char *out
+    cdef uint64_t[::1] out_offsets
+    cdef uint32_t[::1] out_indexes
+    memset(&inv, 0, sizeof(inv))
+    try:
+        if sources == NULL or offsets == NULL or kept_index == NULL:
+            raise MemoryError("invert_values")
+        for i in range(n):
+            # items keeps every value alive, so the UTF-8 pointers stay valid.
+            data = value_utf8(items[i], i, &size)
+            if data == NULL:
+                continue
+            sources[kept] = data
+            offsets[kept] = total
+            kept_index[kept] = <uint32_t>i
+            kept += 1
+            total += <size_t>size
+        offsets[kept] = total
+        buf = <char *>malloc(total + 1)
+        if buf == NULL:
+            raise MemoryError("invert_values")
+        with nogil:
+            for k in range(kept):
+                memcpy(buf + offsets[k], sources[k], offsets[k + 1] - offsets[k])
+            status = tw_invert_whole(<const uint8_t *>buf, total, offsets, kept, &inv)
+        if status == TW_ERR_NOMEM:
+            raise MemoryError("invert_values")
+        check_status(status, "invert_values")
+        key_bytes = inv.inv_term_offsets[inv.inv_terms] + inv.inv_terms * prefix_len
+        keys = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>key_bytes)
+        out = PyBytes_AS_STRING(keys)
+        key_offsets = np.empty(inv.inv_terms + 1, np.uint64)
+        indexes = np.empty(inv.inv_entries, np.uint32)
+        out_offsets = key_offsets
+        out_indexes = indexes
+        with nogil:
+            out_offsets[0] = 0
+            for t in range(inv.inv_terms):
+                memcpy(out + out_offsets[t], prefix_ptr, prefix_len)
+                memcpy(out + out_offsets[t] + prefix_len,
+                       inv.inv_term_bytes + inv.inv_term_offsets[t],
+                       inv.inv_term_offsets[t + 1] - inv.inv_term_offsets[t])
+                out_offsets[t + 1] = (out_offsets[t] + prefix_len + inv.inv_term_offsets[t + 1]
+                                      - inv.inv_term_offsets[t])
+            for k in range(inv.inv_entries):
+                out_indexes[k] = kept_index[inv.inv_entry_rows[k]]
+        return (keys, key_offsets, copy_array(inv.inv_entry_starts, inv.inv_terms + 1, np.uint64),
+                indexes)
+    finally:
+        tw_inverted_free(&inv)
+        free(sources)
+        free(offsets)
+        free(kept_index)
+        free(buf)
