@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from trusswork.core.errors import InvalidInput, Unavailable
-from trusswork.logs._store import LogStore, parse_duration, split_fields
+from trusswork.logs._batch import split_fields
+from trusswork.logs._store import LogStore, parse_duration
 
 DAY_MS = 86_400_000
 
@@ -150,7 +151,7 @@ def test_back_pressure_bounds_the_buffer(tmp_path: Path) -> None:
     with LogStore(tmp_path / "s", background=False, max_buffer_lines=100) as store:
         for batch in range(10):
             store.ingest([f"b{batch} line {i}" for i in range(60)])
-            assert len(store._buffer) < 100
+            assert store.stats()["buffered"] < 100
         assert len(stored_lines(store)) == 600
 
 

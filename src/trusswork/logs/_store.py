@@ -50,12 +50,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import pyarrow.fs as pafs
 
 from trusswork.core.errors import Corruption, InvalidInput, NotFound, Unavailable
 from trusswork.core.files import fsync_directory, replace_file
-from trusswork.logs._ast import number_text, parse_number
+from trusswork.logs._batch import Batch, concat
 from trusswork.logs._parsers import LogParseError, LogParser
 from trusswork.logs._tiers import ColdPartition, list_cold, partition_table, write_cold
 from trusswork.search._index import IndexWriter, SegmentMeta, read_meta
@@ -144,15 +146,6 @@ class IngestResult:
         }
 
 
-@dataclass
-class _Doc:
-    doc_id: int
-    time_ms: int
-    raw: str
-    keywords: dict[str, str]
-    numbers: dict[str, float]
-
-
 @dataclass(frozen=True)
 class SegmentInfo:
     """One live segment as :meth:`LogStore.segments` lists it."""
@@ -166,44 +159,6 @@ class _State:
     """What the store holds in memory; swapped under the store's lock."""
 
     partitions: dict[int, list[Segment]] = field(default_factory=dict)
-
-
-def split_fields(fields: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, float]]:
-    """A record's fields as keyword texts and numbers, as the index stores them.
-
-    ``None`` values are left out; lists and objects become JSON text; every
-    other value is a keyword (its text), and numbers and numeric text are
-    also numbers. Field names that are empty or hold ``=`` have it replaced
-    by ``_``; names of the built-in fields get ``extracted_`` in front.
-    """
-    keywords: dict[str, str] = {}
-    numbers: dict[str, float] = {}
-    for name, value in fields.items():
-        if value is None:
-            continue
-        if not name or "=" in name:
-            name = name.replace("=", "_") or "_"
-        if name in _RESERVED:
-            name = f"extracted_{name}"
-        if isinstance(value, bool):
-            keywords[name] = "true" if value else "false"
-        elif isinstance(value, int):
-            keywords[name] = str(value)
-            numbers[name] = float(value)
-        elif isinstance(value, float):
-            if math.isfinite(value):
-                keywords[name] = number_text(value)
-                numbers[name] = value
-            else:
-                keywords[name] = repr(value)
-        elif isinstance(value, str):
-            keywords[name] = value
-            number = parse_number(value)
-            if number is not None:
-                numbers[name] = number
-        else:
-            keywords[name] = orjson.dumps(value, default=str).decode()
-    return keywords, numbers
 
 
 class LogStore:
@@ -316,7 +271,7 @@ class LogStore:
         self.corrupt_segments.extend((Path(p), why) for p, why in damaged)
         self._drop_hot_copies()
         self._wal = WriteAheadLog(self.path / "wal", fsync=fsync)
-        self._buffer: list[_Doc] = []
+        self._buffer: list[tuple[Batch, npt.NDArray[np.int64]]] = []
         self._buffer_lsn = 0
         try:
             self._next_id = self._replay()
@@ -404,7 +359,9 @@ class LogStore:
             for segment in segments
             if segment.meta.max_doc_id > self._indexed_through
         ]
-        indexed = {int(i) for s in recent for i in s.doc_ids if i > self._indexed_through}
+        indexed_ids = np.concatenate(
+            [np.empty(0, np.int64), *(s.doc_ids.astype(np.int64) for s in recent)]
+        )
         next_id = max(
             [self._indexed_through + 1]
             + [s.meta.max_doc_id + 1 for p in self._state.partitions.values() for s in p]
@@ -412,16 +369,19 @@ class LogStore:
         for lsn, payload in self._wal.scan():
             try:
                 record = orjson.loads(payload)
-                first = int(record["first"])
-                docs = record["docs"]
+                batch = Batch.from_json(record["batch"])
                 sources = record.get("sources", {})
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise Corruption(f"{self.path / 'wal'}: record {lsn} is not a log batch") from exc
-            for offset, (time_ms, raw, keywords, numbers) in enumerate(docs):
-                doc_id = first + offset
-                if doc_id > self._indexed_through and doc_id not in indexed:
-                    self._buffer.append(_Doc(doc_id, time_ms, raw, keywords, numbers))
-                next_id = max(next_id, doc_id + 1)
+            ids = batch.ids
+            if len(batch):
+                keep = (ids > self._indexed_through) & ~np.isin(ids, indexed_ids)
+                if not keep.all():
+                    rows = np.flatnonzero(keep)
+                    batch, ids = batch.take(rows), ids[rows]
+                if len(batch):
+                    self._buffer.append((batch, ids))
+                next_id = max(next_id, int(ids.max(initial=-1)) + 1, batch.first + len(batch))
             self._positions.update(sources)
             self._buffer_lsn = lsn
         return next_id
@@ -486,41 +446,39 @@ class LogStore:
         """
         parsed = self._parser(format, pattern, timestamp_field).parse_lines(lines)
         now_ms = int(self._clock() * 1000)
-        rows = []
-        truncated = invalid = bad_time = 0
-        for record in parsed.records:
-            keywords, numbers = split_fields(record.fields)
-            keywords["source"] = source
-            keywords["sourcetype"] = record.format
-            stamp = record.timestamp_ms if record.timestamp_ms is not None else now_ms
-            rows.append((stamp, record.raw, keywords, numbers))
-            if record.problems:
-                truncated += "truncated" in record.problems
-                invalid += "invalid-utf8" in record.problems
-                bad_time += "bad-timestamp" in record.problems
+        records = parsed.records
+        problems = parsed.problems
         sources = {source: dict(position)} if position is not None else {}
         with self._lock:
             self._check_open()
-            if rows or sources:
+            if records or sources:
                 first = self._next_id
-                if first + len(rows) - 1 > _MAX_DOC_ID:
+                if first + len(records) - 1 > _MAX_DOC_ID:
                     raise Unavailable(f"log store {self.path} is full: 2**32 lines stored")
-                payload = orjson.dumps({"first": first, "docs": rows, "sources": sources})
+                batch = Batch.from_records(first, records, source, now_ms)
+                payload = orjson.dumps(
+                    {"batch": batch.to_json(), "sources": sources},
+                    option=orjson.OPT_SERIALIZE_NUMPY,
+                )
                 self._buffer_lsn = self._wal.append(payload)
-                self._next_id = first + len(rows)
-                self._buffer.extend(_Doc(first + i, *row) for i, row in enumerate(rows))
+                self._next_id = first + len(records)
+                if len(batch):
+                    self._buffer.append((batch, batch.ids))
                 self._positions.update(sources)
-            backlog = len(self._buffer) >= self.max_buffer_lines
+            backlog = self._buffered() >= self.max_buffer_lines
         if backlog:
             self.refresh()
         return IngestResult(
-            accepted=len(rows),
+            accepted=len(records),
             rejected=len(parsed.errors),
-            truncated=truncated,
-            invalid_utf8=invalid,
-            bad_timestamp=bad_time,
+            truncated=problems["truncated"],
+            invalid_utf8=problems["invalid-utf8"],
+            bad_timestamp=problems["bad-timestamp"],
             errors=tuple(parsed.errors[:_MAX_ERRORS]),
         )
+
+    def _buffered(self) -> int:
+        return sum(len(batch) for batch, _ in self._buffer)
 
     def source_position(self, source: str) -> dict[str, Any] | None:
         """The newest position stored with lines of ``source`` (see ``ingest``)."""
@@ -546,7 +504,7 @@ class LogStore:
                 with self._lock:
                     self._buffer = docs + self._buffer
                 raise
-            last = max(d.doc_id for d in docs)
+            last = max(int(ids.max()) for _, ids in docs)
             with self._lock:
                 for start, segment in written:
                     self._state.partitions.setdefault(start, []).append(segment)
@@ -554,22 +512,31 @@ class LogStore:
                 body = {"indexed_through": self._indexed_through, "sources": positions}
             replace_file(self._checkpoint_path, orjson.dumps(body))
             self._wal.truncate_before(lsn + 1)
-            return len(docs)
+            return sum(len(batch) for batch, _ in docs)
 
-    def _write_partitions(self, docs: Sequence[_Doc]) -> list[tuple[int, Segment]]:
-        groups: dict[int, list[_Doc]] = {}
-        for doc in docs:
-            start = doc.time_ms - doc.time_ms % self.partition_ms
-            groups.setdefault(start, []).append(doc)
+    def _write_partitions(
+        self, pieces: Sequence[tuple[Batch, npt.NDArray[np.int64]]]
+    ) -> list[tuple[int, Segment]]:
+        """Index buffered batches as one new segment per time partition."""
+        batch, ids = concat(pieces)
+        starts = batch.times - batch.times % self.partition_ms
+        if np.any(np.diff(starts) < 0):
+            order = np.argsort(starts, kind="stable")
+            batch, ids, starts = batch.take(order), ids[order], starts[order]
+        bounds = np.flatnonzero(np.diff(starts)) + 1
         written = []
-        for start, group in sorted(groups.items()):
+        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(batch)], strict=True):
+            start = int(starts[lo])
+            part, part_ids = batch.slice(lo, hi), ids[lo:hi]
             directory = self._hot / str(start)
             fresh = not directory.exists()
             writer = IndexWriter()
-            for doc in group:
-                numbers = dict(doc.numbers)
-                numbers["_time"] = float(doc.time_ms)
-                writer._add_parsed(doc.doc_id, doc.raw, doc.keywords, numbers)
+            writer.add_columns(
+                part.raw,
+                keywords=part.keywords,
+                numbers={**part.numbers, "_time": part.times.astype(np.float64)},
+                doc_ids=part_ids,
+            )
             meta = writer.write_segment(directory)
             if fresh:
                 fsync_directory(self._hot)
@@ -720,9 +687,9 @@ class LogStore:
             segments = [s for p in self._state.partitions.values() for s in p]
             return {
                 "lines": sum(s.meta.doc_count for s in segments)
-                + len(self._buffer)
+                + self._buffered()
                 + sum(c.rows for c in self._cold),
-                "buffered": len(self._buffer),
+                "buffered": self._buffered(),
                 "segments": len(segments),
                 "partitions": len(self._state.partitions),
                 "bytes": sum(s.meta.size_bytes for s in segments),
