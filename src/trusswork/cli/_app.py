@@ -69,6 +69,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("http", "serve an ASGI app or a trusswork.http.App", "trusswork.cli._http"),
     Command("rules", "check, evaluate and explain CEL rule files", "trusswork.cli._rules"),
     Command("tsdb", "serve, query, load and inspect a time-series store", "trusswork.cli._tsdb"),
+    Command("logs", "ingest, query, serve and alert on a log store", "trusswork.cli._logs"),
 )
 
 

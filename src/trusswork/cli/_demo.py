@@ -81,6 +81,9 @@ SECTIONS: tuple[DemoSection, ...] = (
         "trusswork.cli._ratelimit_demo",
     ),
     DemoSection("tsdb", "Time series: compression, rollups, PromQL", "trusswork.cli._tsdb_demo"),
+    DemoSection(
+        "logs", "Logs: ingest, search, stats, timechart, an alert", "trusswork.cli._logs_demo"
+    ),
 )
 
 
