@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "FUNCTIONS",
     "AbsoluteTime",
     "Agg",
     "And",
@@ -70,6 +71,42 @@ __all__ = [
 CompareOp = Literal["=", "!=", "<", "<=", ">", ">="]
 
 
+# The functions of expressions: name -> (fewest, most) arguments (None: any
+# number). The parser checks calls against it; the evaluator implements each.
+FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    "if": (3, 3),
+    "case": (2, None),
+    "coalesce": (1, None),
+    "null": (0, 0),
+    "isnull": (1, 1),
+    "isnotnull": (1, 1),
+    "len": (1, 1),
+    "lower": (1, 1),
+    "upper": (1, 1),
+    "substr": (2, 3),
+    "trim": (1, 2),
+    "ltrim": (1, 2),
+    "rtrim": (1, 2),
+    "tostring": (1, 1),
+    "tonumber": (1, 2),
+    "round": (1, 2),
+    "abs": (1, 1),
+    "floor": (1, 1),
+    "ceil": (1, 1),
+    "sqrt": (1, 1),
+    "pow": (2, 2),
+    "log": (1, 2),
+    "ln": (1, 1),
+    "exp": (1, 1),
+    "like": (2, 2),
+    "match": (2, 2),
+    "replace": (3, 3),
+    "strftime": (2, 2),
+    "now": (0, 0),
+    "min": (1, None),
+    "max": (1, None),
+}
+
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -97,6 +134,7 @@ def number_text(value: float) -> str:
     if math.isfinite(value) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return repr(value)
+
 
 # ----------------------------------------------------------------- search
 
