@@ -234,3 +234,25 @@ def test_index_search_equals_the_row_oracle(
             values, codes = segment.keyword_column("i")
             got.extend(int(values[c]) for c in codes[rows])
     assert sorted(got) == expected, expr
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "* | stats count by status",
+        "GET | stats count by status, method",
+        "status>=400 | stats count, count as n by uri_path | sort -count | head 3",
+        "* | stats count by level",
+        "* | stats count by nothing_has_this",
+    ],
+)
+def test_stats_count_in_the_index_equals_counting_rows(store: LogStore, query: str) -> None:
+    fast = store.query(query)
+    assert fast.plan.counted_in_index
+    # The same stats over materialized rows (a where that keeps every row
+    # disables the shortcut).
+    head, _, rest = query.partition("| ")
+    slow = store.query(f"{head}| where true | {rest}")
+    assert not slow.plan.counted_in_index
+    assert fast.to_pylist() == slow.to_pylist()
+    assert fast.to_arrow().schema == slow.to_arrow().schema

@@ -828,3 +828,15 @@ def test_any_time_bound_parses_or_raises_a_query_parse_error(text: str) -> None:
         assert 0 <= error.offset <= len(text)
     else:
         assert isinstance(bound, RelativeTime | AbsoluteTime)
+
+
+def test_the_parser_accepts_exactly_the_functions_the_evaluator_runs() -> None:
+    from trusswork.logs._ast import FUNCTIONS
+    from trusswork.logs._expressions import _Evaluator
+
+    for name, (fewest, _) in FUNCTIONS.items():
+        args = ", ".join(["x"] * fewest)
+        parse_query(f"| eval y={name}({args})")
+        assert hasattr(_Evaluator, f"_fn_{name}"), name
+    with pytest.raises(QueryParseError, match="unknown function"):
+        parse_query('| eval y=split(x, "/")')

@@ -37,6 +37,7 @@ QUERIES = [
     '"GET /item/7"',
     "status>=404 | stats count, avg(bytes) by status",
     "item NOT status=200 | stats count by clientip | sort -count, clientip | head 5",
+    "* | stats count by method, status",
 ]
 
 

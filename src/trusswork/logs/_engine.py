@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from trusswork.logs._ast import (
     AbsoluteTime,
+    Agg,
     And,
     FieldCompare,
     Head,
@@ -46,6 +47,7 @@ from trusswork.logs._ast import (
     Or,
     Phrase,
     SearchExpr,
+    Stats,
     Term,
     TimeBound,
     number_text,
@@ -115,6 +117,7 @@ class Plan:
     segments_skipped_summary: int = 0
     cold_total: int = 0
     cold_read: int = 0
+    counted_in_index: bool = False
     stopped_early: bool = False
     search: PlanNode | None = None
     rows_matched: int = 0
@@ -136,6 +139,7 @@ class Plan:
             },
             "cold_partitions": {"total": self.cold_total, "read": self.cold_read},
             "stopped_early": self.stopped_early,
+            "counted_in_index": self.counted_in_index,
             "search": self.search.to_dict() if self.search else None,
             "rows_matched": self.rows_matched,
             "columns": list(self.columns) if self.columns is not None else None,
@@ -164,6 +168,8 @@ class Plan:
             lines.extend(_render_node(self.search, 1))
         columns = "all" if self.columns is None else ", ".join(self.columns) or "none"
         lines.append(f"rows matched: {self.rows_matched:,} (columns read: {columns})")
+        if self.counted_in_index:
+            lines.append("stats count: counted per segment on the keyword codes")
         if self.commands:
             lines.append("commands (rows in -> out):")
             lines.extend(f"  {c:<40} {i:>12,} -> {o:,}" for c, i, o in self.commands)
@@ -563,8 +569,12 @@ def _read_hot(
     hi_ms: float,
     plan: Plan,
     chunks: list[dict[str, pa.Array]],
+    counted: tuple[str, ...] | None = None,
 ) -> int:
-    """Search one hot partition's segments; append their rows to ``chunks``."""
+    """Search one hot partition's segments; append their rows to ``chunks``.
+
+    With ``counted`` (by-fields), append per-group counts instead of rows.
+    """
     if start + store.partition_ms <= lo_ms or start >= hi_ms:
         plan.segments_skipped_time += len(segments)
         return 0
@@ -588,12 +598,57 @@ def _read_hot(
             assert times is not None
             picked = times[rows]
             rows = rows[(picked >= lo_ms) & (picked < hi_ms)]
-        if rows.size:
+        if rows.size and counted is not None:
+            chunk = _group_counts(seg, rows, counted)
+            if chunk is not None:
+                chunks.append(chunk)
+            found += int(rows.size)
+        elif rows.size:
             chunk = _segment_columns(seg, rows, wanted)
             chunk["_id"] = pa.array(seg.doc_ids[rows].astype(np.int64))
             chunks.append(chunk)
             found += int(rows.size)
     return found
+
+
+_COUNT = "__count"
+
+
+def _group_counts(
+    seg: Segment, rows: npt.NDArray[np.int64], by: tuple[str, ...]
+) -> dict[str, pa.Array] | None:
+    """One row per distinct ``by`` combination of ``rows``, with its count.
+
+    Counting runs on the keyword columns' codes (a bincount or a unique over
+    stacked codes); each group is represented by one of its rows, so the
+    values come out typed exactly as the full rows would.
+    """
+    codes = [seg.keyword_column(name)[1][rows] for name in by]
+    present = np.logical_and.reduce([c >= 0 for c in codes])
+    if not present.all():
+        rows, codes = rows[present], [c[present] for c in codes]
+    if rows.size == 0:
+        return None
+    if len(codes) == 1:
+        _, first, counts = np.unique(codes[0], return_index=True, return_counts=True)
+    else:
+        stacked = np.stack(codes, axis=1)
+        _, first, counts = np.unique(stacked, axis=0, return_index=True, return_counts=True)
+    chunk = _segment_columns(seg, rows[first], frozenset(by))
+    chunk[_COUNT] = pa.array(counts.astype(np.int64))
+    return chunk
+
+
+def _counted_fields(commands: Sequence[Any]) -> tuple[str, ...] | None:
+    """The by-fields when the first command is ``stats count[, count ...] by ...``."""
+    if not commands or not isinstance(commands[0], Stats):
+        return None
+    stats = commands[0]
+    if not stats.by or any(a.func != "count" or a.field is not None for a in stats.aggs):
+        return None
+    if any(name in _BUILTIN for name in stats.by):
+        return None
+    return tuple(stats.by)
 
 
 def _search_columns(expr: SearchExpr) -> set[str]:
@@ -618,6 +673,7 @@ def _read_cold(
     hi_ms: float,
     plan: Plan,
     chunks: list[dict[str, pa.Array]],
+    counted: tuple[str, ...] | None = None,
 ) -> int:
     """Read one cold Parquet partition: row groups by time, then the search row by row."""
     from trusswork.logs._pipeline import match_rows
@@ -632,7 +688,10 @@ def _read_cold(
     if wanted is not None:
         table = table.select([c for c in table.column_names if c in wanted | {"_time", "_id"}])
     if table.num_rows:
-        chunks.append({name: table.column(name).combine_chunks() for name in table.column_names})
+        chunk = {name: table.column(name).combine_chunks() for name in table.column_names}
+        if counted is not None:
+            chunk[_COUNT] = pa.array(np.ones(table.num_rows, dtype=np.int64))
+        chunks.append(chunk)
     return int(table.num_rows)
 
 
@@ -694,6 +753,15 @@ def run_query(
     plan.segments_total = sum(len(v) for v in partitions.values())
     plan.cold_total = len(colds)
     head = commands[0].count if commands and isinstance(commands[0], Head) else None
+    counted = _counted_fields(commands)
+    if counted is not None:
+        # stats count by keyword fields: counted per segment on the codes,
+        # then summed per group by the same stats command.
+        stats = commands[0]
+        assert isinstance(stats, Stats)
+        sums = tuple(Agg("sum", _COUNT, a.name, at=a.at) for a in stats.aggs)
+        commands = (Stats(sums, stats.by, at=stats.at), *commands[1:])
+        plan.counted_in_index = True
     chunks: list[dict[str, pa.Array]] = []
     found = 0
     lo_ms = -math.inf if lo is None else lo
@@ -705,15 +773,19 @@ def run_query(
     for index, (start, hot, unit) in enumerate(units):
         if hot:
             found += _read_hot(
-                store, unit, start, query.search, nodes, wanted, lo_ms, hi_ms, plan, chunks
+                store, unit, start, query.search, nodes, wanted, lo_ms, hi_ms, plan, chunks, counted
             )
         else:
-            found += _read_cold(store, unit, query.search, wanted, lo_ms, hi_ms, plan, chunks)
+            found += _read_cold(
+                store, unit, query.search, wanted, lo_ms, hi_ms, plan, chunks, counted
+            )
         if head is not None and found >= head and index + 1 < len(units):
             plan.stopped_early = True
             break
     plan.rows_matched = found
-    if chunks:
+    if chunks and counted is not None:
+        table = _unify(chunks)
+    elif chunks:
         table = _unify(chunks)
         table = table.take(
             pa.compute.sort_indices(
@@ -723,10 +795,12 @@ def run_query(
         table = table.drop_columns(["_id"])
     else:
         table = pa.table({"_time": pa.array([], type=pa.int64())})
+        if counted is not None:
+            table = table.append_column(_COUNT, pa.array([], type=pa.int64()))
         if wanted is None or "_raw" in wanted:
             table = table.append_column("_raw", pa.array([], type=pa.string()))
     for command in commands:
-        rows_in = table.num_rows
+        rows_in = found if command is commands[0] and counted is not None else table.num_rows
         table = run_commands(table, [command], now_ms=now_ms)
         plan.commands.append((_command_text(text, command), rows_in, table.num_rows))
     plan.seconds = time.perf_counter() - started
