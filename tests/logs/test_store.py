@@ -190,7 +190,7 @@ def test_damaged_segment_is_reported_and_skipped(tmp_path: Path) -> None:
     (victim / "postings.tw").write_bytes(bytes(data))
     with LogStore(tmp_path / "s", background=False) as again:
         assert [p for p, _ in again.corrupt_segments] == [victim]
-        assert "checksum" in again.corrupt_segments[0][1] or "CRC" in again.corrupt_segments[0][1]
+        assert "postings.tw" in again.corrupt_segments[0][1]  # names the damaged file
         assert len(stored_lines(again)) == 10
 
 

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import orjson
 
 from trusswork.logs._ast import number_text, parse_number
+from trusswork.logs._fastparse import CombinedColumns
 from trusswork.logs._parsers import LogRecord
 
 __all__ = ["RESERVED", "Batch", "concat", "split_fields"]
@@ -85,6 +86,11 @@ class Batch:
     def __len__(self) -> int:
         return len(self.raw)
 
+    @classmethod
+    def empty(cls) -> Batch:
+        """A batch of no documents."""
+        return cls(0, np.empty(0, dtype=np.int64), [], {}, {})
+
     @property
     def ids(self) -> npt.NDArray[np.int64]:
         """The documents' ids."""
@@ -119,32 +125,58 @@ class Batch:
         )
         return cls(first, times, [r.raw for r in records], keywords, numbers)
 
-    # ------------------------------------------------------------ the log
-
-    def to_json(self) -> dict[str, Any]:
-        """The batch as a JSON-ready record (NaN numbers become null)."""
-        return {
-            "first": self.first,
-            "times": self.times,
-            "raw": self.raw,
-            "kw": self.keywords,
-            "num": {
-                k: [None if x != x else x for x in v.tolist()] for k, v in self.numbers.items()
-            },
-        }
-
     @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> Batch:
-        """A batch from :meth:`to_json`'s record (KeyError/TypeError/ValueError if malformed)."""
-        raw = list(record["raw"])
-        n = len(raw)
-        keywords = {str(k): list(v) for k, v in record["kw"].items()}
-        numbers = {str(k): np.array(v, dtype=np.float64) for k, v in record["num"].items()}
-        times = np.asarray(record["times"], dtype=np.int64)
-        lengths = [len(c) for c in keywords.values()] + [c.size for c in numbers.values()]
-        if times.shape != (n,) or any(length != n for length in lengths):
-            raise ValueError("columns of different lengths")
-        return cls(int(record["first"]), times, raw, keywords, numbers)
+    def from_combined(
+        cls,
+        first: int,
+        columns: CombinedColumns,
+        rows: npt.NDArray[np.int64],
+        source: str,
+        now_ms: int,
+    ) -> Batch:
+        """Columns of the C-parsed access log lines at ``rows``.
+
+        The same documents :meth:`from_records` makes of the Python parser's
+        records for those lines (``tests/logs/test_batch.py`` checks it), with
+        no Python step per line but the raw text.
+        """
+        n = int(rows.size)
+        keywords: dict[str, list[str | None]] = {}
+        numbers: dict[str, Floats] = {}
+        for name, encoded in columns.strings.items():
+            codes = encoded.codes[rows]
+            if not (codes >= 0).any():
+                continue
+            values = np.empty(len(encoded.values) + 1, dtype=object)
+            values[:-1] = encoded.values
+            values[-1] = None
+            keywords[name] = list(values[codes].tolist())  # -1 picks the None
+            parsed = np.array(
+                [np.nan if (v := parse_number(t)) is None else v for t in encoded.values] + [np.nan]
+            )
+            column = parsed[codes]
+            if not np.isnan(column).all():
+                numbers[name] = column
+        for name, data, null in (
+            ("status", columns.status, columns.status_null),
+            ("bytes", columns.bytes, columns.bytes_null),
+        ):
+            present = null[rows] == 0
+            if not present.any():
+                continue
+            picked = data[rows]
+            distinct, inverse = np.unique(picked, return_inverse=True)
+            texts = np.empty(distinct.size + 1, dtype=object)
+            texts[:-1] = [str(v) for v in distinct.tolist()]
+            texts[-1] = None
+            keywords[name] = list(texts[np.where(present, inverse, distinct.size)].tolist())
+            numbers[name] = np.where(present, picked.astype(np.float64), np.nan)
+        keywords["source"] = [source] * n
+        keywords["sourcetype"] = ["combined"] * n
+        times = columns.time_ms[rows]
+        times = np.where(times == np.iinfo(np.int64).min, now_ms, times).astype(np.int64)
+        raw_line = columns.raw_line
+        return cls(first, times, [raw_line(i) for i in rows.tolist()], keywords, numbers)
 
     # ------------------------------------------------------- reshaping
 

@@ -42,8 +42,10 @@ import math
 import os
 import re
 import shutil
+import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,7 @@ import pyarrow.fs as pafs
 from trusswork.core.errors import Corruption, InvalidInput, NotFound, Unavailable
 from trusswork.core.files import fsync_directory, replace_file
 from trusswork.logs._batch import Batch, concat
+from trusswork.logs._fastparse import parse_combined
 from trusswork.logs._parsers import LogParseError, LogParser
 from trusswork.logs._tiers import ColdPartition, list_cold, partition_table, write_cold
 from trusswork.search._index import IndexWriter, SegmentMeta, read_meta
@@ -67,7 +70,6 @@ from trusswork.storage.wal import FsyncMode, WriteAheadLog
 __all__ = ["IngestResult", "LogStore", "parse_duration"]
 
 _MAX_DOC_ID = 2**32 - 1
-_RESERVED = frozenset({"_time", "_raw", "source", "sourcetype"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|hr|d|day|w|week)?\s*$")
 _UNIT_MS = {
     None: 1000,
@@ -161,6 +163,71 @@ class _State:
     partitions: dict[int, list[Segment]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How a batch was parsed; logged with it so a replay parses it the same way."""
+
+    format: str
+    source: str
+    pattern: str | None
+    timestamp_field: str | None
+    max_line_length: int
+
+
+def _as_bytes(lines: Iterable[str | bytes] | str | bytes) -> list[bytes]:
+    """The lines as bytes, as the log stores them (``str`` as UTF-8; lone
+    surrogates become bytes that read back as invalid UTF-8, replaced and counted)."""
+    if isinstance(lines, str):
+        lines = lines.split("\n")
+    elif isinstance(lines, bytes | bytearray | memoryview):
+        lines = bytes(lines).split(b"\n")
+    out = []
+    for line in lines:
+        if isinstance(line, str):
+            out.append(line.encode("utf-8", "surrogatepass"))
+        elif isinstance(line, bytes | bytearray | memoryview):
+            out.append(bytes(line))
+        else:
+            raise InvalidInput(f"a log line is str or bytes, not {type(line).__name__}")
+    return out
+
+
+_RECORD = struct.Struct("<II")  # header bytes, line count
+
+
+def _encode_record(header: Mapping[str, Any], items: Sequence[bytes]) -> bytes:
+    """A log record: header JSON, the line lengths (u32), the lines' bytes."""
+    head = orjson.dumps(header, option=orjson.OPT_PASSTHROUGH_DATACLASS, default=_dataclass_dict)
+    lengths = np.fromiter(map(len, items), dtype=np.uint32, count=len(items))
+    return b"".join((_RECORD.pack(len(head), len(items)), head, lengths.tobytes(), *items))
+
+
+def _dataclass_dict(value: Any) -> Any:
+    if isinstance(value, _Options):
+        return dict(value.__dict__)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _decode_record(payload: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    """Inverse of :func:`_encode_record` (ValueError when the bytes do not fit)."""
+    try:
+        head_size, count = _RECORD.unpack_from(payload, 0)
+    except struct.error as exc:
+        raise ValueError(f"record of {len(payload)} bytes has no header") from exc
+    at = _RECORD.size
+    header = orjson.loads(payload[at : at + head_size])
+    if not isinstance(header, dict) or len(payload) < at + head_size + 4 * count:
+        raise ValueError("record header or line lengths cut off")
+    at += head_size
+    lengths = np.frombuffer(payload, dtype=np.uint32, count=count, offset=at).astype(np.int64)
+    at += 4 * count
+    ends = at + np.cumsum(lengths)
+    if (int(ends[-1]) if count else at) != len(payload):
+        raise ValueError("line lengths do not add up to the record")
+    starts = ends - lengths
+    return header, [payload[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
 class LogStore:
     """A directory of logs: ingest lines, query them with the pipe language.
 
@@ -244,7 +311,7 @@ class LogStore:
         self._lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self._merge_lock = threading.Lock()
-        self._parsers: dict[tuple[str, str | None, str | None], LogParser] = {}
+        self._parsers: dict[tuple[str, str | None, str | None, int], LogParser] = {}
         self._closed = False
 
         self.path.mkdir(parents=True, exist_ok=True)
@@ -368,10 +435,12 @@ class LogStore:
         )
         for lsn, payload in self._wal.scan():
             try:
-                record = orjson.loads(payload)
-                batch = Batch.from_json(record["batch"])
-                sources = record.get("sources", {})
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                header, items = _decode_record(payload)
+                options = _Options(**header["options"])
+                sources = header["sources"]
+                batch, _, _ = self._parse(items, options, int(header["now"]))
+                batch.first = int(header["first"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidInput) as exc:
                 raise Corruption(f"{self.path / 'wal'}: record {lsn} is not a log batch") from exc
             ids = batch.ids
             if len(batch):
@@ -388,15 +457,15 @@ class LogStore:
 
     # ------------------------------------------------------------- ingest
 
-    def _parser(self, format: str, pattern: str | None, timestamp_field: str | None) -> LogParser:
-        key = (format, pattern, timestamp_field)
+    def _parser(self, options: _Options) -> LogParser:
+        key = (options.format, options.pattern, options.timestamp_field, options.max_line_length)
         parser = self._parsers.get(key)
         if parser is None:
             parser = LogParser(
-                format,
-                pattern=pattern,
-                timestamp_field=timestamp_field,
-                max_line_length=self.max_line_length,
+                options.format,
+                pattern=options.pattern,
+                timestamp_field=options.timestamp_field,
+                max_line_length=options.max_line_length,
             )
             self._parsers[key] = parser
         return parser
@@ -444,24 +513,22 @@ class LogStore:
         Unavailable
             The store is closed, or full (2**32 lines).
         """
-        parsed = self._parser(format, pattern, timestamp_field).parse_lines(lines)
+        options = _Options(format, source, pattern, timestamp_field, self.max_line_length)
+        self._parser(options)  # a bad format or pattern fails before anything is stored
+        items = _as_bytes(lines)
         now_ms = int(self._clock() * 1000)
-        records = parsed.records
-        problems = parsed.problems
+        batch, errors, problems = self._parse(items, options, now_ms)
         sources = {source: dict(position)} if position is not None else {}
         with self._lock:
             self._check_open()
-            if records or sources:
+            if len(batch) or sources:
                 first = self._next_id
-                if first + len(records) - 1 > _MAX_DOC_ID:
+                if first + len(batch) - 1 > _MAX_DOC_ID:
                     raise Unavailable(f"log store {self.path} is full: 2**32 lines stored")
-                batch = Batch.from_records(first, records, source, now_ms)
-                payload = orjson.dumps(
-                    {"batch": batch.to_json(), "sources": sources},
-                    option=orjson.OPT_SERIALIZE_NUMPY,
-                )
-                self._buffer_lsn = self._wal.append(payload)
-                self._next_id = first + len(records)
+                batch.first = first
+                header = {"first": first, "now": now_ms, "options": options, "sources": sources}
+                self._buffer_lsn = self._wal.append(_encode_record(header, items))
+                self._next_id = first + len(batch)
                 if len(batch):
                     self._buffer.append((batch, batch.ids))
                 self._positions.update(sources)
@@ -469,13 +536,69 @@ class LogStore:
         if backlog:
             self.refresh()
         return IngestResult(
-            accepted=len(records),
-            rejected=len(parsed.errors),
+            accepted=len(batch),
+            rejected=len(errors),
             truncated=problems["truncated"],
             invalid_utf8=problems["invalid-utf8"],
             bad_timestamp=problems["bad-timestamp"],
-            errors=tuple(parsed.errors[:_MAX_ERRORS]),
+            errors=tuple(errors[:_MAX_ERRORS]),
         )
+
+    def _parse(
+        self, items: list[bytes], options: _Options, now_ms: int
+    ) -> tuple[Batch, list[LogParseError], Counter[str]]:
+        """Parse ``items`` into a batch (ids from 0); deterministic, so replay repeats it.
+
+        Combined access lines go through the C parser (:mod:`trusswork.logs._fastparse`);
+        the lines it leaves (other formats, damaged or overlong lines) through
+        :class:`~trusswork.logs._parsers.LogParser`, which gives the errors.
+        """
+        parser = self._parser(options)
+        problems: Counter[str] = Counter()
+        errors: list[LogParseError] = []
+        fast_rows = np.empty(0, dtype=np.int64)
+        slow: Sequence[int] = range(len(items))
+        columns = None
+        if options.format in ("combined", "auto") and options.timestamp_field is None:
+            columns = parse_combined(items, max_line_length=options.max_line_length)
+            ok = columns.ok.astype(bool)
+            if options.format == "auto":
+                # auto reads JSON objects and syslog PRI lines first.
+                ok &= np.array([not i.startswith((b"{", b"<")) for i in items], dtype=bool)
+            fast_rows = np.flatnonzero(ok)
+            slow = np.flatnonzero(~ok).tolist()
+            problems["invalid-utf8"] += int(columns.invalid_utf8[fast_rows].sum())
+            problems["bad-timestamp"] += int(
+                (columns.time_ms[fast_rows] == np.iinfo(np.int64).min).sum()
+            )
+        records, record_rows = [], []
+        for row in slow:
+            line = items[row]
+            if not line.strip():
+                continue
+            try:
+                record = parser.parse_line(line, lineno=row + 1)
+            except LogParseError as error:
+                errors.append(error)
+                continue
+            records.append(record)
+            record_rows.append(row)
+            problems.update(record.problems)
+        parts = []
+        if fast_rows.size:
+            assert columns is not None
+            parts.append(
+                (Batch.from_combined(0, columns, fast_rows, options.source, now_ms), fast_rows)
+            )
+        if records:
+            rows = np.asarray(record_rows, dtype=np.int64)
+            parts.append((Batch.from_records(0, records, options.source, now_ms), rows))
+        if not parts:
+            return Batch.empty(), errors, problems
+        if len(parts) == 1:
+            return parts[0][0], errors, problems
+        batch, rows = concat(parts)
+        return batch.take(np.argsort(rows, kind="stable")), errors, problems
 
     def _buffered(self) -> int:
         return sum(len(batch) for batch, _ in self._buffer)
