@@ -34,6 +34,7 @@ import numpy as np
 import zstandard
 
 from trusswork.search._index import _TEXT_BLOCK, IndexWriter, SegmentMeta, _write
+from trusswork.search._sections import DICTIONARY_SECTIONS
 
 _METHODS = ["GET"] * 8 + ["POST", "PUT", "DELETE", "HEAD"]
 _STATUSES = [200] * 20 + [301, 302, 304, 400, 403, 404, 404, 500, 502, 503]
@@ -213,18 +214,52 @@ def zstd_levels(texts: list[str]) -> str:
     return "; ".join(parts)
 
 
+_DICTIONARY = ["first keys", "first key offsets", "block offsets", "blocks"]
+_SECTION_NAMES = {
+    "terms.tw": [
+        *_DICTIONARY,
+        *("entry bases", "position bases", "long bases", "short bases", "tf bases"),
+    ],
+    "postings.tw": [
+        *("long lists", "short lists", "tf width", "tf offsets", "tfs"),
+        *("position width", "position offsets", "positions"),
+    ],
+    "fields.tw": [
+        *_DICTIONARY,
+        *("long bases", "short bases", "long lists", "short lists", "modes"),
+        *(f"column {i}" for i in range(100)),
+    ],
+    "docs.tw": ["ids", "lengths", "text lengths", "text width", "text offsets", "texts"],
+}
+assert len(_DICTIONARY) == DICTIONARY_SECTIONS
+
+
+def section_sizes(path: Path) -> list[int]:
+    """Payload bytes of each section of a segment file."""
+    data = path.read_bytes()
+    count = int.from_bytes(data[8:12], "little")
+    sizes, offset = [], 16
+    for _ in range(count):
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        sizes.append(length)
+        offset += 16 + length + (-length % 8)
+    return sizes
+
+
 def run(name: str, texts: list[str], fields: list[dict[str, Any]], repeat: int) -> None:
     raw = sum(len(t.encode()) for t in texts)
     keywords, numbers = columns(fields)
     per_line = raw / len(texts)
     print(f"\n== {name}: {len(texts)} lines, {raw / 1e6:.1f} MB raw, {per_line:.0f} B/line")
     sizes: dict[str, int] = {}
+    parts: dict[str, list[int]] = {}
     for api in ("add_many", "add_columns"):
         best: dict[str, float] = {}
         for _ in range(repeat):
             with tempfile.TemporaryDirectory() as tmp:
                 phases, meta = index_once(api, texts, fields, keywords, numbers, Path(tmp))
                 sizes = {p.name: p.stat().st_size for p in sorted(meta.path.iterdir())}
+                parts = {p.name: section_sizes(p) for p in sorted(meta.path.glob("*.tw"))}
             for k, v in phases.items():
                 best[k] = min(best.get(k, float("inf")), v)
         print(
@@ -235,6 +270,9 @@ def run(name: str, texts: list[str], fields: list[dict[str, Any]], repeat: int) 
     print(f"  segment {whole / 1e6:.2f} MB = {100 * whole / raw:.1f}% of raw:")
     for file, size in sizes.items():
         print(f"    {file:12s} {size / 1e6:8.3f} MB  {100 * size / raw:5.1f}%")
+        for label, part in zip(_SECTION_NAMES.get(file, ()), parts.get(file, ()), strict=False):
+            if part * 200 >= raw:  # only what is at least 0.5% of raw
+                print(f"      {label:26s} {100 * part / raw:5.1f}%")
     print(f"  text blocks {zstd_levels(texts)}")
 
 

@@ -2,26 +2,61 @@
 
 An :class:`IndexWriter` collects documents (a text and optional fields) and
 writes them as an immutable *segment*: a directory ``<segment id>/`` holding
+the files below (format 2; format 1 segments are refused with a request to
+re-index). "Narrow" means the narrowest of u8/u16/u32/u64 that holds every
+value of the array, its width given by the section length over the item
+count the reader already knows; "zstd blocks" means a width byte, narrow
+frame offsets and zstd frames (with content checksums) of a fixed number of
+values each (:func:`~trusswork.search._sections.compress_blocks`).
+
+Posting lists, of terms and of keyword values alike, are stored by length:
+one row is kept *inline* in the dictionary entry; 2..64 rows are LEB128
+varints of the first row and then of each gap minus one (the *short* blob);
+longer lists are bit-packed blocks behind a skip table
+(:func:`~trusswork.search.postings.encode_postings`, the *long* blob).
+
+Dictionaries (terms, keyword keys) are sorted by UTF-8 bytes and cut into
+blocks of 128 keys (:func:`~trusswork.search._sections.write_dictionary`):
+the first key of every block stays uncompressed so a lookup bisects the
+blocks, decompresses one zstd frame and bisects inside it. A block holds its
+keys' lengths, one narrow array per per-key column and the key bytes. Where
+a column locates data in another section, the dictionary also stores the
+running total at every block start ("bases"); an entry's position is its
+block's base plus the column's sum over the entries before it in the block.
 
 ``terms.tw``
-    the term dictionary: terms sorted by UTF-8 bytes, and per term the offsets
-    of its posting list, its term frequencies and its positions;
+    the term dictionary; columns: df (documents), npos (positions = sum of
+    its tfs), post (the row when df is 1, else the list's byte length);
+    bases: postings, positions, long-blob bytes, short-blob bytes, stored tfs.
 ``postings.tw``
-    posting lists (rows, by :func:`~trusswork.search.postings.encode_postings`),
-    term frequencies (one per posting) and positions (one per token), each in
-    the narrowest unsigned integer type that holds them (so are the offsets);
+    the long blob, the short blob, the term frequencies (zstd blocks of 64K;
+    only for terms some document holds more than once: all other tfs are 1)
+    and the positions (zstd blocks of 64K), in term then row order.
 ``fields.tw``
-    keyword field postings, one per ``name=value`` key, in a sorted dictionary;
+    the ``name=value`` key dictionary (columns df and post; bases: long and
+    short bytes), the long and short blobs, one mode byte per keyword field
+    (in ``name=`` byte order) and one narrow *forward column* per field:
+    per row, 1 + the index of its value among the field's sorted values, 0
+    where the row has none. A field with more distinct values than rows / 8
+    (mode 1) keeps no posting lists: its column answers value lookups.
 ``numeric.tw``
-    one float64 column per numeric field (NaN where a document lacks it);
+    per numeric field (sorted by name) three sections: a header (u8 kind, 7
+    zero bytes, i64 base), the values and a presence bitmap. Kind 1: every
+    value is an integer of magnitude <= 2**53, stored as narrow ``value -
+    base``, the bitmap (numpy ``packbits``) present only when some row lacks
+    a value. Kind 0: float64 per row, NaN where absent, no bitmap.
 ``docs.tw``
-    document ids, lengths in tokens and the original texts in zstd blocks;
+    document ids (u32, or nothing when they are consecutive: meta.json has
+    the range), lengths in tokens (narrow), texts' UTF-8 byte lengths
+    (narrow) and the texts (zstd blocks of 64 KiB).
 ``meta.json``
-    counts, id range, time range and field summaries, with a checksum.
+    format, counts, id range, time range and field summaries, with a checksum.
 
 Every ``.tw`` file is framed by :mod:`trusswork.search._sections`: each
-section carries a CRC-32C, checked when the segment opens, so damage raises
-:class:`~trusswork.core.errors.Corruption` naming the file and offset.
+section carries a CRC-32C, checked when the segment opens, as are the shape
+and bounds of every uncompressed array, so damage raises
+:class:`~trusswork.core.errors.Corruption` naming the file and offset; a
+compressed block is checked (frame checksum, size, layout) when first read.
 
 Guarantees
 ----------
@@ -41,6 +76,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,13 +85,19 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import zstandard
 
 from trusswork.core.checksum import crc32c
 from trusswork.core.errors import Conflict, Corruption, InvalidInput, NotFound
 from trusswork.core.files import publish_directory, write_file
 from trusswork.search._postings import encode_postings_many
-from trusswork.search._sections import write_sections
+from trusswork.search._sections import (
+    compress_blocks,
+    dictionary_bases,
+    encode_varint_lists,
+    narrow,
+    write_dictionary,
+    write_sections,
+)
 from trusswork.search._tokenize import check_values, invert, invert_values
 from trusswork.search.text import tokenize
 
@@ -79,7 +121,7 @@ def query_term(term: str) -> str:
 Postings = npt.NDArray[np.uint32]
 FieldValue = str | int | float
 
-_FORMAT = 1
+_FORMAT = 2
 _TEXT_BLOCK = 64 * 1024
 _ZSTD_LEVEL = 1
 _MAX_DOC_ID = 2**32 - 1
@@ -356,7 +398,9 @@ class IndexWriter:
             positions,
             lengths,
         ) = invert(texts)
-        key_blob, key_offsets, keyword_fields, key_starts, key_rows = self._keyword_postings(order)
+        key_blob, key_offsets, keyword_fields, key_starts, key_rows, key_columns = (
+            self._keyword_postings(order, ids.size)
+        )
         return _Built(
             doc_ids=ids.astype(np.uint32),
             utf8=utf8,
@@ -374,13 +418,23 @@ class IndexWriter:
             keyword_fields=keyword_fields,
             key_starts=key_starts,
             key_rows=key_rows,
+            key_columns=key_columns,
             numbers=self._number_columns_in_order(order),
         )
 
     def _keyword_postings(
-        self, order: npt.NDArray[np.int64] | None
-    ) -> tuple[bytes, npt.NDArray[np.uint64], dict[str, int], npt.NDArray[np.uint64], Postings]:
-        """Keys sorted by bytes and their offsets, keys per name, and per key its rows.
+        self, order: npt.NDArray[np.int64] | None, count: int
+    ) -> tuple[
+        bytes,
+        npt.NDArray[np.uint64],
+        dict[str, int],
+        npt.NDArray[np.uint64],
+        Postings,
+        dict[str, npt.NDArray[np.uint32]],
+    ]:
+        """Keys sorted by bytes and their offsets, keys per name, per key its rows,
+        and per name its forward column (per row 1 + the value's index among
+        the name's sorted values, 0 where the row has none).
 
         No name holds ``=``, so the keys of one name sort together and names
         sort by ``name=``: one C call per name interns, sorts and groups its
@@ -404,6 +458,7 @@ class IndexWriter:
         starts: list[npt.NDArray[np.uint64]] = [np.zeros(1, dtype=np.uint64)]
         postings: list[Postings] = []
         counts: dict[str, int] = {}
+        columns: dict[str, npt.NDArray[np.uint32]] = {}
         blob_size = entries = 0
         for name in sorted(sources, key=lambda n: f"{n}=".encode()):
             values, rows = sources[name]
@@ -421,6 +476,9 @@ class IndexWriter:
             pairs = (np.repeat(np.arange(counts[name]), per_key) << 32) | name_rows
             if pairs.size > 1 and not bool(np.all(pairs[1:] > pairs[:-1])):
                 name_rows = np.sort(pairs) & 0xFFFFFFFF
+            forward = np.zeros(count, dtype=np.uint32)
+            forward[name_rows] = np.repeat(np.arange(1, counts[name] + 1, dtype=np.uint32), per_key)
+            columns[name] = forward
             blobs.append(keys)
             key_offsets.append(offsets[1:] + np.uint64(blob_size))
             starts.append(key_starts[1:] + np.uint64(entries))
@@ -433,6 +491,7 @@ class IndexWriter:
             counts,
             np.concatenate(starts),
             np.concatenate(postings) if postings else _EMPTY,
+            columns,
         )
 
     def _number_columns_in_order(
@@ -514,32 +573,147 @@ class _Built:
     keyword_fields: dict[str, int]
     key_starts: npt.NDArray[np.uint64]
     key_rows: npt.NDArray[np.uint32]
+    key_columns: dict[str, npt.NDArray[np.uint32]]
     numbers: dict[str, npt.NDArray[np.float64]]
 
 
-def _narrow(values: npt.NDArray[np.unsignedinteger[Any]] | npt.NDArray[np.int64]) -> bytes:
-    """``values`` in the narrowest unsigned dtype holding them all.
+_POSITION_BLOCK = 64 * 1024
+"""Positions per zstd frame: a phrase query decompresses the frames its terms span."""
 
-    Readers know how many items such a section holds, so its length gives
-    the item size; tfs and positions mostly fit a byte.
+_SHORT_LIST = 64
+"""Posting lists of 2.._SHORT_LIST rows are varints; longer ones bit-packed blocks."""
+
+_HIGH_CARDINALITY = 8
+"""A keyword field with more distinct values than rows / this keeps no postings."""
+
+_NUMERIC_HEADER = struct.Struct("<B7xq")
+_FLOAT, _INTEGER = 0, 1
+
+
+def _counts(starts: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """Items per group, from the groups' start offsets (one more than groups)."""
+    bounds = starts.astype(np.int64)
+    return bounds[1:] - bounds[:-1]
+
+
+@dataclass
+class _Lists:
+    """Posting lists as a dictionary stores them (see the module docstring)."""
+
+    post: npt.NDArray[np.int64]  # per key: its row, or its list's byte length
+    long_bytes: npt.NDArray[np.int64]  # per key: bytes in the long-list blob
+    short_bytes: npt.NDArray[np.int64]  # per key: bytes in the short-list blob
+    long_blob: bytes
+    short_blob: bytes
+
+
+def _lists(
+    rows: npt.NDArray[np.uint32], starts: npt.NDArray[np.uint64], keep: npt.NDArray[np.bool_]
+) -> _Lists:
+    """Encode the lists ``rows[starts[i]:starts[i + 1]]`` for the keys in ``keep``.
+
+    One row: inline (``post`` is the row). Up to _SHORT_LIST rows: varints.
+    Longer: bit-packed blocks behind a skip table (encode_postings).
     """
-    top = int(values.max()) if values.size else 0
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if top <= np.iinfo(dtype).max:
-            return values.astype(dtype).tobytes()
-    return values.astype(np.uint64).tobytes()
+    bounds = starts.astype(np.int64)
+    df = _counts(starts)
+    long = keep & (df > _SHORT_LIST)
+    short = keep & (df >= 2) & ~long
+    long_blob, long_offsets = encode_postings_many(
+        rows[np.repeat(long, df)], np.concatenate(([0], np.cumsum(df[long])))
+    )
+    short_blob, short_lengths = encode_varint_lists(rows[np.repeat(short, df)], df[short])
+    long_bytes = np.zeros(df.size, dtype=np.int64)
+    long_bytes[long] = np.diff(long_offsets.astype(np.int64))
+    short_bytes = np.zeros(df.size, dtype=np.int64)
+    short_bytes[short] = short_lengths
+    first_row = rows[bounds[:-1]] if df.size else np.zeros(0, dtype=np.uint32)
+    post = np.where(keep & (df == 1), first_row, long_bytes + short_bytes)
+    return _Lists(post, long_bytes, short_bytes, long_blob, short_blob)
 
 
-def _text_blocks(utf8: bytes) -> tuple[bytes, bytes]:
-    """The text stream in zstd blocks of _TEXT_BLOCK bytes, and the blocks' offsets."""
-    compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-    view = memoryview(utf8)
-    blocks = [
-        compressor.compress(view[i : i + _TEXT_BLOCK]) for i in range(0, len(utf8), _TEXT_BLOCK)
+def _term_sections(built: _Built) -> tuple[list[bytes], list[bytes]]:
+    """The sections of terms.tw and postings.tw."""
+    df = _counts(built.entry_starts)
+    npos = _counts(built.position_starts)
+    lists = _lists(built.entry_rows, built.entry_starts, np.ones(df.size, dtype=bool))
+    # Term frequencies are stored only for terms some document holds twice.
+    has_tfs = npos > df
+    n = df.size
+    terms = write_dictionary(
+        built.term_blob,
+        built.term_offsets,
+        [df, npos, lists.post],
+        [
+            dictionary_bases(df, n),
+            dictionary_bases(npos, n),
+            dictionary_bases(lists.long_bytes, n),
+            dictionary_bases(lists.short_bytes, n),
+            dictionary_bases(np.where(has_tfs, df, 0), n),
+        ],
+    )
+    postings = [
+        lists.long_blob,
+        lists.short_blob,
+        *compress_blocks(built.tfs[np.repeat(has_tfs, df)], _POSITION_BLOCK, _ZSTD_LEVEL),
+        *compress_blocks(built.positions, _POSITION_BLOCK, _ZSTD_LEVEL),
     ]
-    block_offsets = np.zeros(len(blocks) + 1, dtype=np.uint64)
-    np.cumsum([len(b) for b in blocks], out=block_offsets[1:])
-    return block_offsets.tobytes(), b"".join(blocks)
+    return terms, postings
+
+
+def _field_sections(built: _Built) -> list[bytes]:
+    """The sections of fields.tw."""
+    n = int(built.doc_ids.size)
+    names = sorted(built.keyword_fields, key=lambda name: f"{name}=".encode())
+    counts = np.array([built.keyword_fields[name] for name in names], dtype=np.int64)
+    modes = (counts > n // _HIGH_CARDINALITY).astype(np.uint8)
+    # Keys of a high-cardinality field keep no postings: its column answers.
+    keyed = np.repeat(modes == 0, counts)
+    df = _counts(built.key_starts)
+    lists = _lists(built.key_rows, built.key_starts, keyed)
+    keys = write_dictionary(
+        built.key_blob,
+        built.key_offsets,
+        [df, lists.post],
+        [dictionary_bases(lists.long_bytes, df.size), dictionary_bases(lists.short_bytes, df.size)],
+    )
+    return [
+        *keys,
+        lists.long_blob,
+        lists.short_blob,
+        modes.tobytes(),
+        *(narrow(built.key_columns[name]) for name in names),
+    ]
+
+
+def _numeric_sections(column: npt.NDArray[np.float64]) -> list[bytes]:
+    """A numeric column: integers as narrow offsets from their minimum plus a
+    presence bitmap (empty when every row has a value); else float64."""
+    present = ~np.isnan(column)
+    values = column[present]
+    if (
+        values.size
+        and bool(np.all(np.abs(values) <= 2.0**53))
+        and bool(np.all(values == np.floor(values)))
+    ):
+        base = int(values.min())
+        offsets = np.zeros(column.size, dtype=np.int64)
+        offsets[present] = values.astype(np.int64) - base
+        bitmap = b"" if values.size == column.size else np.packbits(present).tobytes()
+        return [_NUMERIC_HEADER.pack(_INTEGER, base), narrow(offsets), bitmap]
+    return [_NUMERIC_HEADER.pack(_FLOAT, 0), column.tobytes(), b""]
+
+
+def _doc_sections(built: _Built) -> list[bytes]:
+    """The sections of docs.tw; consecutive ids store as nothing (meta has the range)."""
+    ids = built.doc_ids
+    consecutive = int(ids[-1]) - int(ids[0]) + 1 == ids.size
+    return [
+        b"" if consecutive else ids.tobytes(),
+        narrow(built.lengths),
+        narrow(np.diff(built.text_offsets.astype(np.int64))),
+        *compress_blocks(np.frombuffer(built.utf8, dtype=np.uint8), _TEXT_BLOCK, _ZSTD_LEVEL),
+    ]
 
 
 def _meta_checksum(body: Mapping[str, Any]) -> int:
@@ -551,34 +725,16 @@ def _write(directory: Path, built: _Built, *, merged_from: Sequence[str]) -> Seg
     tmp = directory / f"{segment_id}.tmp"
     tmp.mkdir(parents=True)
     n_terms = built.term_offsets.size - 1
-    post_blob, post_offsets = encode_postings_many(built.entry_rows, built.entry_starts)
-    write_sections(
-        tmp / "terms.tw",
-        [
-            built.term_blob,
-            _narrow(built.term_offsets),
-            _narrow(post_offsets),
-            _narrow(built.entry_starts),
-            _narrow(built.position_starts),
-        ],
-    )
-    write_sections(tmp / "postings.tw", [post_blob, _narrow(built.tfs), _narrow(built.positions)])
-    field_blob, field_offsets = encode_postings_many(built.key_rows, built.key_starts)
-    write_sections(
-        tmp / "fields.tw",
-        [built.key_blob, built.key_offsets.tobytes(), field_offsets.tobytes(), field_blob],
-    )
+    terms, postings = _term_sections(built)
+    write_sections(tmp / "terms.tw", terms)
+    write_sections(tmp / "postings.tw", postings)
+    write_sections(tmp / "fields.tw", _field_sections(built))
     numeric_names = sorted(built.numbers)
-    write_sections(tmp / "numeric.tw", [built.numbers[n].tobytes() for n in numeric_names])
     write_sections(
-        tmp / "docs.tw",
-        [
-            built.doc_ids.tobytes(),
-            built.lengths.tobytes(),
-            built.text_offsets.tobytes(),
-            *_text_blocks(built.utf8),
-        ],
+        tmp / "numeric.tw",
+        [part for name in numeric_names for part in _numeric_sections(built.numbers[name])],
     )
+    write_sections(tmp / "docs.tw", _doc_sections(built))
     keyword_fields = built.keyword_fields
     numeric_fields = {}
     for name in numeric_names:
@@ -636,8 +792,13 @@ def read_meta(path: str | os.PathLike[str]) -> SegmentMeta:
     try:
         data = json.loads(meta_path.read_bytes())
         checksum = data.pop("checksum")
-        if checksum != _meta_checksum(data) or data["format"] != _FORMAT:
-            raise Corruption(f"{meta_path}: checksum or format mismatch at offset 0")
+        if checksum != _meta_checksum(data):
+            raise Corruption(f"{meta_path}: checksum mismatch at offset 0")
+        if data["format"] != _FORMAT:
+            raise Corruption(
+                f"{meta_path}: segment format {data['format']}: re-index (this version"
+                f" reads format {_FORMAT} only)"
+            )
         return _meta_from(path, data)
     except Corruption:
         raise

@@ -2,9 +2,15 @@
 
 The on-disk layout is described in :mod:`trusswork.search._index`. Opening a
 segment maps its files and checks every section checksum and the shape of
-every array, so any damage is reported by :meth:`Segment.open` as
-:class:`~trusswork.core.errors.Corruption` naming the file and offset;
-queries afterwards never read outside the mapped bytes.
+every uncompressed array, so any damage is reported by :meth:`Segment.open`
+as :class:`~trusswork.core.errors.Corruption` naming the file and offset.
+Compressed blocks (dictionary blocks, positions, tfs, texts) are checked
+when first decompressed and raise Corruption then; queries never read
+outside the mapped bytes.
+
+Keyword columns come straight from each field's forward column (a view of
+the map and one subtraction); a high-cardinality field has no posting lists
+and :meth:`Segment.keyword_rows` scans its column instead.
 """
 
 from __future__ import annotations
@@ -23,10 +29,15 @@ from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
-import zstandard
 
 from trusswork.core.errors import Conflict, Corruption, InvalidInput, NotFound
 from trusswork.search._index import (
+    _FLOAT,
+    _INTEGER,
+    _NUMERIC_HEADER,
+    _POSITION_BLOCK,
+    _SHORT_LIST,
+    _TEXT_BLOCK,
     IndexWriter,
     Postings,
     SegmentMeta,
@@ -34,7 +45,15 @@ from trusswork.search._index import (
     query_term,
     read_meta,
 )
-from trusswork.search._sections import read_sections
+from trusswork.search._sections import (
+    DICTIONARY_BLOCK,
+    DICTIONARY_SECTIONS,
+    Blocks,
+    Dictionary,
+    decode_varint_list,
+    read_sections,
+    unsigned,
+)
 from trusswork.search.postings import decode_postings, intersect_many
 from trusswork.search.text import bm25_top_k
 
@@ -99,10 +118,29 @@ def _check_offsets(offsets: npt.NDArray[np.uint64], end: int, where: str) -> Non
 
 
 @dataclass(frozen=True)
-class _Entries:
-    rows: npt.NDArray[np.uint32]
-    tfs: npt.NDArray[np.uint32]
-    positions: npt.NDArray[np.uint32]
+class _Term:
+    """Where one dictionary entry's data lives (all counts absolute)."""
+
+    df: int
+    npos: int
+    post: int  # the row when df == 1, else the encoded list's length
+    entry: int  # index of its first posting among all postings
+    position: int  # index of its first position
+    offset: int  # byte offset of its list (df >= 2) in the long or short blob
+    tf: int  # index of its first stored tf (when npos > df)
+
+
+def _list_offset(
+    df: int,
+    head_df: npt.NDArray[np.int64],
+    head_post: npt.NDArray[np.int64],
+    long_base: int,
+    short_base: int,
+) -> int:
+    """Byte offset of a list of ``df`` rows, from the entries before it in its block."""
+    if df > _SHORT_LIST:
+        return long_base + int(head_post[head_df > _SHORT_LIST].sum())
+    return short_base + int(head_post[(head_df >= 2) & (head_df <= _SHORT_LIST)].sum())
 
 
 class Segment:
@@ -115,7 +153,7 @@ class Segment:
         self.meta = meta
         self._maps: list[mmap.mmap] = []
         self._columns: dict[str, tuple[list[str], npt.NDArray[np.int32]]] = {}
-        self._decompressor = zstandard.ZstdDecompressor()
+        self._numbers: dict[str, npt.NDArray[np.float64]] = {}
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Segment:
@@ -145,51 +183,89 @@ class Segment:
     def _load(self) -> None:
         n = self.meta.doc_count
         where = str(self.meta.path)
-        docs = self._sections("docs.tw", 5)
-        self.doc_ids: Postings = _array(docs[0], np.uint32, n, f"{where}/docs.tw")
-        self.doc_lengths = _array(docs[1], np.uint32, n, f"{where}/docs.tw")
-        self._text_offsets = _array(docs[2], np.uint64, n + 1, f"{where}/docs.tw")
-        self._block_offsets = _array(docs[3], np.uint64, None, f"{where}/docs.tw")
-        self._blocks = docs[4]
-        _check_offsets(self._block_offsets, len(self._blocks), f"{where}/docs.tw")
-        if n and (
-            self.doc_ids[0] != self.meta.min_doc_id
-            or np.any(np.diff(self.doc_ids.astype(np.int64)) <= 0)
-        ):
-            raise Corruption(f"{where}/docs.tw: document ids are not sorted and unique")
+        self._load_docs(n, f"{where}/docs.tw")
+        self._load_terms(f"{where}/terms.tw", f"{where}/postings.tw")
+        self._load_fields(n, f"{where}/fields.tw")
+        self._load_numbers(n, f"{where}/numeric.tw")
+
+    def _load_docs(self, n: int, where: str) -> None:
+        docs = self._sections("docs.tw", 6)
+        lo, hi = self.meta.min_doc_id, self.meta.max_doc_id
+        if len(docs[0]) == 0:
+            if hi - lo + 1 != n:
+                raise Corruption(f"{where}: ids {lo}..{hi} are not {n} consecutive ones")
+            self.doc_ids: Postings = np.arange(lo, hi + 1, dtype=np.uint32)
+        else:
+            self.doc_ids = _array(docs[0], np.uint32, n, where)
+            if n and (
+                self.doc_ids[0] != lo
+                or self.doc_ids[-1] != hi
+                or np.any(self.doc_ids[1:] <= self.doc_ids[:-1])
+            ):
+                raise Corruption(f"{where}: document ids are not sorted and unique")
+        self.doc_lengths = unsigned(docs[1], n, where).astype(np.uint32)
+        self._text_offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(unsigned(docs[2], n, where), out=self._text_offsets[1:])
+        self._texts = Blocks(docs[3:6], int(self._text_offsets[-1]), _TEXT_BLOCK, where)
+        if self._texts.width != 1:
+            raise Corruption(f"{where}: text blocks must hold bytes")
         self._avgdl = float(self.doc_lengths.mean()) if n else 0.0
 
-        terms = self._sections("terms.tw", 5)
-        m = self.meta.term_count
-        self._terms = _Dictionary(
-            terms[0], _unsigned(terms[1], m + 1, f"{where}/terms.tw"), f"{where}/terms.tw"
-        )
-        self._post_offsets = _unsigned(terms[2], m + 1, f"{where}/terms.tw")
-        self._entry_starts = _unsigned(terms[3], m + 1, f"{where}/terms.tw")
-        self._position_starts = _unsigned(terms[4], m + 1, f"{where}/terms.tw")
-        postings = self._sections("postings.tw", 3)
-        self._postings = postings[0]
-        self._tfs = _unsigned(postings[1], int(self._entry_starts[-1]), f"{where}/postings.tw")
-        self._positions = _unsigned(
-            postings[2], int(self._position_starts[-1]), f"{where}/postings.tw"
-        )
-        _check_offsets(self._post_offsets, len(self._postings), f"{where}/terms.tw")
+    def _load_terms(self, where: str, postings_where: str) -> None:
+        terms = self._sections("terms.tw", DICTIONARY_SECTIONS + 5)
+        self._terms = Dictionary(terms, self.meta.term_count, 3, where)
+        _, positions, long_bytes, short_bytes, tf_count = (int(b[-1]) for b in self._terms.bases)
+        postings = self._sections("postings.tw", 8)
+        self._postings = (postings[0], postings[1])
+        if len(postings[0]) != long_bytes or len(postings[1]) != short_bytes:
+            raise Corruption(f"{postings_where}: posting lists do not fill their sections")
+        self._tf_values = Blocks(postings[2:5], tf_count, _POSITION_BLOCK, postings_where)
+        self._positions = Blocks(postings[5:8], positions, _POSITION_BLOCK, postings_where)
 
-        fields = self._sections("fields.tw", 4)
-        key_offsets = _array(fields[1], np.uint64, None, f"{where}/fields.tw")
-        self._fields = _Dictionary(fields[0], key_offsets, f"{where}/fields.tw")
-        self._field_offsets = _array(
-            fields[2], np.uint64, len(self._fields) + 1, f"{where}/fields.tw"
-        )
-        self._field_postings = fields[3]
-        _check_offsets(self._field_offsets, len(self._field_postings), f"{where}/fields.tw")
+    def _load_fields(self, n: int, where: str) -> None:
+        names = sorted(self.meta.keyword_fields, key=lambda name: f"{name}=".encode())
+        counts = [int(self.meta.keyword_fields[name]) for name in names]
+        fields = self._sections("fields.tw", DICTIONARY_SECTIONS + 5 + len(names))
+        self._fields = Dictionary(fields[: DICTIONARY_SECTIONS + 2], sum(counts), 2, where)
+        self._field_postings = (fields[DICTIONARY_SECTIONS + 2], fields[DICTIONARY_SECTIONS + 3])
+        if len(self._field_postings[0]) != int(self._fields.bases[0][-1]) or len(
+            self._field_postings[1]
+        ) != int(self._fields.bases[1][-1]):
+            raise Corruption(f"{where}: keyword posting lists do not fill their sections")
+        modes = np.frombuffer(fields[DICTIONARY_SECTIONS + 4], dtype=np.uint8)
+        if modes.size != len(names) or np.any(modes > 1):
+            raise Corruption(f"{where}: bad keyword field modes")
+        # name -> (first slot, value count, column of 1 + code per row, 0 = absent)
+        self._field_slots: dict[str, tuple[int, int, npt.NDArray[Any]]] = {}
+        self._column_only: list[bool] = []
+        self._slot_starts = np.zeros(len(names) + 1, dtype=np.int64)
+        slot = 0
+        for i, (name, count) in enumerate(zip(names, counts, strict=True)):
+            column = unsigned(fields[DICTIONARY_SECTIONS + 5 + i], n, where)
+            if column.size and int(column.max()) > count:
+                raise Corruption(f"{where}: column {name!r} names a value past its {count}")
+            self._field_slots[name] = (slot, count, column)
+            self._column_only.append(bool(modes[i]))
+            slot += count
+            self._slot_starts[i + 1] = slot
+        self._field_names = names
 
+    def _load_numbers(self, n: int, where: str) -> None:
         names = sorted(self.meta.numeric_fields)
-        numeric = self._sections("numeric.tw", len(names))
-        self._numbers = {
-            name: _array(view, np.float64, n, f"{where}/numeric.tw")
-            for name, view in zip(names, numeric, strict=True)
-        }
+        numeric = self._sections("numeric.tw", 3 * len(names))
+        self._number_parts: dict[str, tuple[int, int, npt.NDArray[Any], memoryview]] = {}
+        for i, name in enumerate(names):
+            head, values, bitmap = numeric[3 * i : 3 * i + 3]
+            if len(head) != _NUMERIC_HEADER.size:
+                raise Corruption(f"{where}: bad header of numeric field {name!r}")
+            kind, base = _NUMERIC_HEADER.unpack(head)
+            if kind == _FLOAT and len(bitmap) == 0:
+                array = _array(values, np.float64, n, where)
+            elif kind == _INTEGER and len(bitmap) in (0, (n + 7) // 8):
+                array = unsigned(values, n, where)
+            else:
+                raise Corruption(f"{where}: bad layout of numeric field {name!r}")
+            self._number_parts[name] = (kind, base, array, bitmap)
 
     def close(self) -> None:
         """Unmap the files (arrays handed out keep their pages alive)."""
@@ -215,76 +291,122 @@ class Segment:
 
     # ------------------------------------------------------------ lookups
 
-    def _decode(
-        self, blob: memoryview, offsets: npt.NDArray[np.uint64], index: int, where: str
+    def _corrupt(self, name: str, what: str) -> Corruption:
+        return Corruption(f"{self.meta.path}/{name}: {what}")
+
+    def _term_at(self, index: int) -> _Term:
+        block, at = divmod(index, DICTIONARY_BLOCK)
+        df, npos, post = self._terms.block(block)[1]
+        bases = [int(b[block]) for b in self._terms.bases]
+        head_df, head_npos, head_post = (
+            df[:at].astype(np.int64),
+            npos[:at].astype(np.int64),
+            post[:at].astype(np.int64),
+        )
+        d, p = int(df[at]), int(npos[at])
+        if d == 0 or p < d:
+            raise self._corrupt("terms.tw", f"term {index} has {d} postings and {p} positions")
+        return _Term(
+            df=d,
+            npos=p,
+            post=int(post[at]),
+            entry=bases[0] + int(head_df.sum()),
+            position=bases[1] + int(head_npos.sum()),
+            offset=_list_offset(d, head_df, head_post, bases[2], bases[3]),
+            tf=bases[4] + int(head_df[head_npos > head_df].sum()),
+        )
+
+    def _rows(
+        self, info: _Term, blobs: tuple[memoryview, memoryview], name: str
     ) -> npt.NDArray[np.uint32]:
-        rows = decode_postings(blob[int(offsets[index]) : int(offsets[index + 1])])
+        if info.df == 1:
+            rows = np.array([info.post], dtype=np.uint32)
+        else:
+            blob = blobs[0] if info.df > _SHORT_LIST else blobs[1]
+            end = info.offset + info.post
+            if end > len(blob):
+                raise self._corrupt(name, f"a posting list ends past its section at {end}")
+            if info.df > _SHORT_LIST:
+                rows = decode_postings(blob[info.offset : end])
+            else:
+                rows = decode_varint_list(
+                    blob[info.offset : end], info.df, f"{self.meta.path}/{name}"
+                )
+            if rows.size != info.df:
+                raise self._corrupt(name, f"a list of {rows.size} rows, expected {info.df}")
         if rows.size and rows[-1] >= self.meta.doc_count:
-            raise Corruption(
-                f"{self.meta.path}/{where}: posting list {index} names row {rows[-1]} past the end"
-            )
+            raise self._corrupt(name, f"a posting list names row {rows[-1]} past the end")
         return rows
 
-    def _entries(self, term: str) -> _Entries | None:
+    def _term_tfs(self, info: _Term) -> npt.NDArray[np.uint32]:
+        if info.npos == info.df:
+            return np.ones(info.df, dtype=np.uint32)
+        if info.tf + info.df > len(self._tf_values):
+            raise self._corrupt("postings.tw", "term frequencies past the section")
+        tfs = self._tf_values.slice(info.tf, info.tf + info.df).astype(np.uint32)
+        if int(tfs.sum(dtype=np.int64)) != info.npos or not bool(np.all(tfs)):
+            raise self._corrupt("postings.tw", "term frequencies do not add up")
+        return tfs
+
+    def _find_term(self, term: str) -> _Term | None:
         index = self._terms.find(query_term(term).encode("utf-8", "replace"))
-        if index < 0:
-            return None
-        rows = self._decode(self._postings, self._post_offsets, index, "postings.tw")
-        e0, e1 = int(self._entry_starts[index]), int(self._entry_starts[index + 1])
-        p0, p1 = int(self._position_starts[index]), int(self._position_starts[index + 1])
-        if e1 - e0 != rows.size:
-            raise Corruption(
-                f"{self.meta.path}/terms.tw: term {index} has {rows.size} postings"
-                f" but {e1 - e0} frequencies"
-            )
-        return _Entries(rows, self._tfs[e0:e1], self._positions[p0:p1])
+        return None if index < 0 else self._term_at(index)
 
     def term(self, term: str) -> Postings:
         """Ids of the documents holding ``term`` (normalized by the tokenizer)."""
-        entries = self._entries(term)
-        return _EMPTY if entries is None else self.doc_ids[entries.rows]
+        info = self._find_term(term)
+        return (
+            _EMPTY
+            if info is None
+            else self.doc_ids[self._rows(info, self._postings, "postings.tw")]
+        )
 
     def doc_freq(self, term: str) -> int:
         """How many documents hold ``term``."""
-        index = self._terms.find(query_term(term).encode("utf-8", "replace"))
-        return 0 if index < 0 else int(self._entry_starts[index + 1] - self._entry_starts[index])
+        info = self._find_term(term)
+        return 0 if info is None else info.df
 
     def phrase(self, terms: Sequence[str]) -> Postings:
         """Ids of the documents holding ``terms`` at consecutive positions."""
         if not terms:
             raise InvalidInput("a phrase needs at least one term")
-        found = [self._entries(t) for t in terms]
-        entries = [e for e in found if e is not None]
-        if len(entries) < len(found):
+        found = [self._find_term(t) for t in terms]
+        infos = [e for e in found if e is not None]
+        if len(infos) < len(found):
             return _EMPTY
-        candidates = intersect_many([e.rows for e in entries])
+        all_rows = [self._rows(e, self._postings, "postings.tw") for e in infos]
+        candidates = intersect_many(all_rows)
         keys: npt.NDArray[np.int64] | None = None
-        for offset, e in enumerate(entries):
-            chosen = np.flatnonzero(np.isin(e.rows, candidates, assume_unique=True))
-            ends = np.cumsum(e.tfs, dtype=np.int64)
-            counts = e.tfs[chosen].astype(np.int64)
+        for offset, (info, e_rows) in enumerate(zip(infos, all_rows, strict=True)):
+            if not candidates.size:
+                break
+            tfs = self._term_tfs(info)
+            if info.position + info.npos > len(self._positions):
+                raise self._corrupt("terms.tw", "a term's positions run past the positions")
+            positions = self._positions.slice(info.position, info.position + info.npos)
+            chosen = np.flatnonzero(np.isin(e_rows, candidates, assume_unique=True))
+            ends = np.cumsum(tfs, dtype=np.int64)
+            counts = tfs[chosen].astype(np.int64)
             starts = ends[chosen] - counts
             index = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(
                 int(counts.sum())
             )
-            rows = np.repeat(e.rows[chosen].astype(np.int64), counts)
-            here = (rows << 32) | (e.positions[index].astype(np.int64) + len(entries) - offset)
+            rows = np.repeat(e_rows[chosen].astype(np.int64), counts)
+            here = (rows << 32) | (positions[index].astype(np.int64) + len(infos) - offset)
             keys = here if keys is None else np.intersect1d(keys, here, assume_unique=True)
-        assert keys is not None
-        return self.doc_ids[np.unique(keys >> 32)]
+            candidates = np.unique(keys >> 32).astype(np.uint32)
+        return self.doc_ids[candidates]
 
     def field(self, name: str, value: str | int) -> Postings:
         """Ids of the documents whose keyword field ``name`` equals ``value``."""
         index = self._fields.find(f"{name}={value}".encode("utf-8", "replace"))
         if index < 0:
             return _EMPTY
-        return self.doc_ids[
-            self._decode(self._field_postings, self._field_offsets, index, "fields.tw")
-        ]
+        return self.doc_ids[self.keyword_rows(index)]
 
     def range(self, name: str, lo: float, hi: float) -> Postings:
         """Ids of the documents whose numeric field ``name`` is in ``[lo, hi]``."""
-        column = self._numbers.get(name)
+        column = self.numeric_column(name)
         if column is None:
             return _EMPTY
         return self.doc_ids[np.flatnonzero((column >= lo) & (column <= hi))]
@@ -343,10 +465,10 @@ class Segment:
     ) -> tuple[Postings, npt.NDArray[np.float64]]:
         rows, tfs, weights = [], [], []
         for t in terms:
-            entries = self._entries(t)
-            if entries is not None:
-                rows.append(entries.rows)
-                tfs.append(entries.tfs.astype(np.uint32))
+            info = self._find_term(t)
+            if info is not None:
+                rows.append(self._rows(info, self._postings, "postings.tw"))
+                tfs.append(self._term_tfs(info))
                 weights.append(idf[t])
         if not rows:
             return _EMPTY, np.empty(0, dtype=np.float64)
@@ -361,8 +483,9 @@ class Segment:
 
     def terms(self) -> Iterator[str]:
         """Every term in the segment, in UTF-8 byte order."""
-        for i in range(len(self._terms)):
-            yield self._terms[i].decode("utf-8")
+        for start in range(0, len(self._terms), DICTIONARY_BLOCK):
+            for key in self._terms.keys(start, min(start + DICTIONARY_BLOCK, len(self._terms))):
+                yield key.decode("utf-8")
 
     def terms_matching(self, pattern: str) -> list[str]:
         """The terms matching a wildcard ``pattern`` (``*`` any run of characters).
@@ -372,32 +495,62 @@ class Segment:
         """
         prefix = pattern.split("*", 1)[0].encode("utf-8", "replace")
         regex = _wildcard_regex(pattern)
-        found = []
-        for i in range(bisect.bisect_left(self._terms, prefix), len(self._terms)):
-            key = self._terms[i]
-            if not key.startswith(prefix):
-                break
-            text = key.decode("utf-8")
-            if regex.fullmatch(text):
-                found.append(text)
+        found: list[str] = []
+        count = len(self._terms)
+        at = self._terms.bisect_left(prefix)
+        while at < count:
+            stop = min((at // DICTIONARY_BLOCK + 1) * DICTIONARY_BLOCK, count)
+            for key in self._terms.keys(at, stop):
+                if not key.startswith(prefix):
+                    return found
+                text = key.decode("utf-8")
+                if regex.fullmatch(text):
+                    found.append(text)
+            at = stop
         return found
 
     def keyword_range(self, name: str) -> tuple[int, int]:
         """The dictionary slots ``[lo, hi)`` of keyword field ``name``'s values."""
-        prefix = f"{name}=".encode("utf-8", "replace")
-        lo = bisect.bisect_left(self._fields, prefix)
-        hi = bisect.bisect_left(self._fields, prefix[:-1] + b">")  # '>' follows '='
-        return lo, hi
+        slots = self._field_slots.get(name)
+        if slots is None:
+            # Where the name would sort: an empty range there.
+            at = bisect.bisect_left(
+                [f"{n}=".encode() for n in self._field_names], f"{name}=".encode("utf-8", "replace")
+            )
+            edge = int(self._slot_starts[at])
+            return edge, edge
+        return slots[0], slots[0] + slots[1]
 
     def keyword_values(self, name: str) -> list[str]:
         """The distinct values of keyword field ``name``, in UTF-8 byte order."""
         lo, hi = self.keyword_range(name)
         cut = len(name.encode("utf-8")) + 1
-        return [self._fields[i][cut:].decode("utf-8") for i in range(lo, hi)]
+        return [key[cut:].decode("utf-8") for key in self._fields.keys(lo, hi)]
 
     def keyword_rows(self, slot: int) -> npt.NDArray[np.uint32]:
         """The rows (not ids) holding the keyword at dictionary ``slot``."""
-        return self._decode(self._field_postings, self._field_offsets, slot, "fields.tw")
+        if not 0 <= slot < len(self._fields):
+            raise InvalidInput(f"keyword slot {slot} is outside 0..{len(self._fields) - 1}")
+        field = int(np.searchsorted(self._slot_starts, slot, side="right")) - 1
+        first, _, column = self._field_slots[self._field_names[field]]
+        if self._column_only[field]:
+            return np.flatnonzero(column == slot - first + 1).astype(np.uint32)
+        block, at = divmod(slot, DICTIONARY_BLOCK)
+        df, post = self._fields.block(block)[1]
+        head_df = df[:at].astype(np.int64)
+        bases = [int(b[block]) for b in self._fields.bases]
+        info = _Term(
+            df=int(df[at]),
+            npos=int(df[at]),
+            post=int(post[at]),
+            entry=0,
+            position=0,
+            offset=_list_offset(int(df[at]), head_df, post[:at].astype(np.int64), *bases),
+            tf=0,
+        )
+        if info.df == 0:
+            raise self._corrupt("fields.tw", f"keyword {slot} has no rows")
+        return self._rows(info, self._field_postings, "fields.tw")
 
     def keyword_column(self, name: str) -> tuple[list[str], npt.NDArray[np.int32]]:
         """Keyword field ``name`` as a dictionary-encoded column over rows.
@@ -406,22 +559,39 @@ class Segment:
         -------
         values, codes
             ``values[codes[row]]`` is the row's value; ``codes[row]`` is -1
-            where the row lacks the field. Built from the postings once per
-            segment and field, then cached.
+            where the row lacks the field. Read from the segment's forward
+            column for the field (one subtraction), cached per field.
         """
         cached = self._columns.get(name)
         if cached is None:
-            lo, hi = self.keyword_range(name)
-            codes = np.full(self.meta.doc_count, -1, dtype=np.int32)
-            for code, slot in enumerate(range(lo, hi)):
-                codes[self.keyword_rows(slot)] = code
+            slots = self._field_slots.get(name)
+            if slots is None:
+                codes = np.full(self.meta.doc_count, -1, dtype=np.int32)
+            else:
+                codes = np.subtract(slots[2], 1, dtype=np.int32)
             cached = (self.keyword_values(name), codes)
             self._columns[name] = cached
         return cached
 
     def numeric_column(self, name: str) -> npt.NDArray[np.float64] | None:
         """Numeric field ``name`` over rows (NaN where a row lacks it), or None."""
-        return self._numbers.get(name)
+        column = self._numbers.get(name)
+        if column is None:
+            parts = self._number_parts.get(name)
+            if parts is None:
+                return None
+            kind, base, values, bitmap = parts
+            if kind == _FLOAT:
+                column = values
+            else:
+                column = values.astype(np.float64) + float(base)
+                if len(bitmap):
+                    present = np.unpackbits(
+                        np.frombuffer(bitmap, dtype=np.uint8), count=values.size
+                    ).astype(bool)
+                    column[~present] = np.nan
+            self._numbers[name] = column
+        return column
 
     def rows_of(self, ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Rows of the documents ``ids`` (which must be in this segment)."""
@@ -429,52 +599,44 @@ class Segment:
 
     def texts(self, rows: npt.ArrayLike) -> list[str]:
         """The stored texts of ``rows``, decompressing each block once."""
-        from trusswork.search._index import _TEXT_BLOCK
-
         wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
         if wanted.size == 0:
             return []
         if wanted.min() < 0 or wanted.max() >= self.meta.doc_count:
             raise InvalidInput(f"rows outside 0..{self.meta.doc_count - 1}")
-        starts = self._text_offsets[wanted].astype(np.int64)
-        ends = self._text_offsets[wanted + 1].astype(np.int64)
-        blocks: dict[int, bytes] = {}
-        out = []
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        # In stored order, so each block is decompressed once however the
+        # rows were asked for.
+        order = np.argsort(wanted, kind="stable")
+        starts = self._text_offsets[wanted[order]].tolist()
+        ends = self._text_offsets[wanted[order] + 1].tolist()
+        out: list[str] = [""] * wanted.size
+        frames: dict[int, bytes] = {}
+        for at, start, end in zip(order.tolist(), starts, ends, strict=True):
             first, last = start // _TEXT_BLOCK, max(start, end - 1) // _TEXT_BLOCK
-            if end == start:
-                out.append("")
-                continue
-            parts = []
-            for block in range(first, last + 1):
-                data = blocks.get(block)
+            if start == end:
+                raw = b""
+            elif first == last:
+                data = frames.get(first)
                 if data is None:
-                    data = blocks[block] = self._block(block)
-                parts.append(data)
-            raw = parts[0] if len(parts) == 1 else b"".join(parts)
-            base = first * _TEXT_BLOCK
-            out.append(raw[start - base : end - base].decode("utf-8"))
+                    frames.clear()  # rows come in stored order: never needed again
+                    data = frames[first] = self._texts.frame(first).tobytes()
+                base = first * _TEXT_BLOCK
+                raw = data[start - base : end - base]
+            else:
+                raw = self._texts.slice(start, end).tobytes()
+            try:
+                out[at] = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise self._corrupt("docs.tw", f"text at byte {start} is not UTF-8") from exc
         return out
 
-    def _block(self, block: int) -> bytes:
-        if block + 1 >= self._block_offsets.size:
-            raise Corruption(f"{self.meta.path}/docs.tw: text block {block} is past the last one")
-        lo, hi = int(self._block_offsets[block]), int(self._block_offsets[block + 1])
-        try:
-            return self._decompressor.decompress(self._blocks[lo:hi])
-        except zstandard.ZstdError as exc:
-            raise Corruption(
-                f"{self.meta.path}/docs.tw: text block {block} at offset {lo} does not decompress"
-            ) from exc
-
     def _field_items(self) -> Iterator[tuple[str, str, npt.NDArray[np.uint32]]]:
-        for i in range(len(self._fields)):
-            name, value = self._fields[i].decode("utf-8").split("=", 1)
-            yield (
-                name,
-                value,
-                self._decode(self._field_postings, self._field_offsets, i, "fields.tw"),
-            )
+        for name in self._field_names:
+            _, count, column = self._field_slots[name]
+            order = np.argsort(column, kind="stable").astype(np.uint32)
+            bounds = np.searchsorted(column[order], np.arange(1, count + 2))
+            for code, value in enumerate(self.keyword_values(name)):
+                yield name, value, order[bounds[code] : bounds[code + 1]]
 
 
 def merge_segments(segments: Sequence[Segment], directory: str | os.PathLike[str]) -> SegmentMeta:
@@ -504,7 +666,11 @@ def merge_segments(segments: Sequence[Segment], directory: str | os.PathLike[str
         for name, value, rows in segment._field_items():
             for row in rows.tolist():
                 keywords[row][name] = value
-        columns = [(name, col) for name, col in segment._numbers.items()]
+        columns = [
+            (name, column)
+            for name in segment.meta.numeric_fields
+            if (column := segment.numeric_column(name)) is not None
+        ]
         texts = segment.documents(segment.doc_ids)
         for row in range(n):
             numbers = {name: float(col[row]) for name, col in columns if not math.isnan(col[row])}
