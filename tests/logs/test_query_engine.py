@@ -244,6 +244,9 @@ def test_index_search_equals_the_row_oracle(
         "status>=400 | stats count, count as n by uri_path | sort -count | head 3",
         "* | stats count by level",
         "* | stats count by nothing_has_this",
+        "* | stats count",
+        "GET status=404 | stats count as n, count",
+        "nothing_matches_this | stats count",
     ],
 )
 def test_stats_count_in_the_index_equals_counting_rows(store: LogStore, query: str) -> None:

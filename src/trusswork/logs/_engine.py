@@ -50,6 +50,7 @@ from trusswork.logs._ast import (
     Stats,
     Term,
     TimeBound,
+    Timechart,
     number_text,
     parse_number,
 )
@@ -169,7 +170,7 @@ class Plan:
         columns = "all" if self.columns is None else ", ".join(self.columns) or "none"
         lines.append(f"rows matched: {self.rows_matched:,} (columns read: {columns})")
         if self.counted_in_index:
-            lines.append("stats count: counted per segment on the keyword codes")
+            lines.append("stats count: counted in the index (match totals, keyword codes)")
         if self.commands:
             lines.append("commands (rows in -> out):")
             lines.extend(f"  {c:<40} {i:>12,} -> {o:,}" for c, i, o in self.commands)
@@ -598,7 +599,9 @@ def _read_hot(
             assert times is not None
             picked = times[rows]
             rows = rows[(picked >= lo_ms) & (picked < hi_ms)]
-        if rows.size and counted is not None:
+        if rows.size and counted == ():
+            found += int(rows.size)  # a total: nothing to read
+        elif rows.size and counted is not None:
             chunk = _group_counts(seg, rows, counted)
             if chunk is not None:
                 chunks.append(chunk)
@@ -640,15 +643,25 @@ def _group_counts(
 
 
 def _counted_fields(commands: Sequence[Any]) -> tuple[str, ...] | None:
-    """The by-fields when the first command is ``stats count[, count ...] by ...``."""
+    """The by-fields (maybe none) when the first command is ``stats count[, ...] [by ...]``."""
     if not commands or not isinstance(commands[0], Stats):
         return None
     stats = commands[0]
-    if not stats.by or any(a.func != "count" or a.field is not None for a in stats.aggs):
+    if any(a.func != "count" or a.field is not None for a in stats.aggs):
+        return None
+    if len({a.name for a in stats.aggs}) < len(stats.aggs):
         return None
     if any(name in _BUILTIN for name in stats.by):
         return None
     return tuple(stats.by)
+
+
+def _order_free(commands: Sequence[Any]) -> bool:
+    """True when the first command's result does not depend on the rows' order."""
+    first = commands[0] if commands else None
+    if isinstance(first, Stats | Timechart):
+        return not any(a.func in ("first", "last") for a in first.aggs)
+    return False
 
 
 def _search_columns(expr: SearchExpr) -> set[str]:
@@ -681,13 +694,15 @@ def _read_cold(
     if cold.time_max < lo_ms or cold.time_min >= hi_ms:
         return 0
     plan.cold_read += 1
+    if counted == ():
+        wanted = frozenset()
     columns = None if wanted is None else sorted(wanted | _search_columns(search))
     table = cold.read(store.cold_filesystem, columns, lo_ms, hi_ms)
     if not isinstance(search, MatchAll):
         table = table.filter(pa.array(match_rows(table, search)))
     if wanted is not None:
         table = table.select([c for c in table.column_names if c in wanted | {"_time", "_id"}])
-    if table.num_rows:
+    if table.num_rows and counted != ():
         chunk = {name: table.column(name).combine_chunks() for name in table.column_names}
         if counted is not None:
             chunk[_COUNT] = pa.array(np.ones(table.num_rows, dtype=np.int64))
@@ -755,6 +770,8 @@ def run_query(
     head = commands[0].count if commands and isinstance(commands[0], Head) else None
     counted = _counted_fields(commands)
     if counted is not None:
+        plan.counted_in_index = True
+    if counted:
         # stats count by keyword fields: counted per segment on the codes,
         # then summed per group by the same stats command.
         stats = commands[0]
@@ -783,8 +800,15 @@ def run_query(
             plan.stopped_early = True
             break
     plan.rows_matched = found
-    if chunks and counted is not None:
-        table = _unify(chunks)
+    if counted == ():
+        # stats count with no by: the total of the matches, nothing read.
+        first = commands[0]
+        assert isinstance(first, Stats)
+        table = pa.table({a.name: pa.array([found], type=pa.int64()) for a in first.aggs})
+        plan.commands.append((_command_text(text, first), found, 1))
+        commands = commands[1:]
+    elif chunks and (counted is not None or _order_free(commands)):
+        table = _unify(chunks).drop_columns(["_id"]) if counted is None else _unify(chunks)
     elif chunks:
         table = _unify(chunks)
         table = table.take(
@@ -800,7 +824,7 @@ def run_query(
         if wanted is None or "_raw" in wanted:
             table = table.append_column("_raw", pa.array([], type=pa.string()))
     for command in commands:
-        rows_in = found if command is commands[0] and counted is not None else table.num_rows
+        rows_in = found if command is commands[0] and counted else table.num_rows
         table = run_commands(table, [command], now_ms=now_ms)
         plan.commands.append((_command_text(text, command), rows_in, table.num_rows))
     plan.seconds = time.perf_counter() - started
