@@ -46,6 +46,7 @@ from trusswork.logs._ast import (
     Not,
     Or,
     Phrase,
+    Query,
     SearchExpr,
     Stats,
     Term,
@@ -593,8 +594,15 @@ def _read_hot(
             continue
         plan.segments_read += 1
         ids = _Evaluator(seg, nodes).run(search)
-        rows = seg.rows_of(ids)
-        if t0 < lo_ms or t1 >= hi_ms:
+        clipped = t0 < lo_ms or t1 >= hi_ms
+        if counted == () and not clipped:
+            found += int(ids.size)  # a total: no rows to look at
+            continue
+        if ids is seg.doc_ids or ids.size == seg.meta.doc_count:
+            rows = np.arange(seg.meta.doc_count, dtype=np.int64)
+        else:
+            rows = seg.rows_of(ids)
+        if clipped:
             times = seg.numeric_column("_time")
             assert times is not None
             picked = times[rows]
@@ -633,7 +641,11 @@ def _group_counts(
     if rows.size == 0:
         return None
     if len(codes) == 1:
-        _, first, counts = np.unique(codes[0], return_index=True, return_counts=True)
+        counts = np.bincount(codes[0])
+        groups = np.flatnonzero(counts)
+        some_row = np.empty(counts.size, dtype=np.int64)
+        some_row[codes[0]] = np.arange(codes[0].size)  # any row of each value will do
+        first, counts = some_row[groups], counts[groups]
     else:
         stacked = np.stack(codes, axis=1)
         _, first, counts = np.unique(stacked, axis=0, return_index=True, return_counts=True)
@@ -744,7 +756,7 @@ def run_query(
     from trusswork.logs._pipeline import required_fields, run_commands
 
     started = time.perf_counter()
-    query = parse_query(text)
+    query = _parsed(text, parse_query)
     now_ms = int((time.time() if now is None else now) * 1000)
 
     def bound(override: str | int | None, own: TimeBound | None) -> int | None:
@@ -830,6 +842,21 @@ def run_query(
     plan.seconds = time.perf_counter() - started
     warnings = [f"damaged segment skipped: {path}: {why}" for path, why in store.corrupt_segments]
     return LogResult(table, plan, warnings)
+
+
+_PARSED: dict[str, Query] = {}
+_PARSED_MAX = 512
+
+
+def _parsed(text: str, parse: Any) -> Query:
+    """``parse(text)``, remembered: dashboards and alerts repeat their queries."""
+    query = _PARSED.get(text)
+    if query is None:
+        query = parse(text)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[text] = query
+    return query
 
 
 def _command_text(text: str, command: Any) -> str:
