@@ -65,7 +65,7 @@ if TYPE_CHECKING:
         WebhookNotifier,
         load_alert_rules,
     )
-    from trusswork.logs._engine import LogResult, Plan
+    from trusswork.logs._result import LogResult, Plan
     from trusswork.logs._sources import FileTailer, TailBatch, TailPosition, read_stream
     from trusswork.logs._store import IngestResult, LogStore
 
@@ -83,8 +83,8 @@ __getattr__ = lazy_getattr(
         "Notifier": "trusswork.logs._alerts",
         "WebhookNotifier": "trusswork.logs._alerts",
         "load_alert_rules": "trusswork.logs._alerts",
-        "LogResult": "trusswork.logs._engine",
-        "Plan": "trusswork.logs._engine",
+        "LogResult": "trusswork.logs._result",
+        "Plan": "trusswork.logs._result",
         "FileTailer": "trusswork.logs._sources",
         "TailBatch": "trusswork.logs._sources",
         "TailPosition": "trusswork.logs._sources",

@@ -1,7 +1,11 @@
 """Query planning and execution over a log store's segments.
 
-The search part of a query runs in the index; the commands after it run over
-an Arrow table of the matched rows (:mod:`trusswork.logs._pipeline`).
+The search part of a query runs in the index, segment by segment
+(:mod:`trusswork.logs._search`); the commands after it run over an Arrow
+table of the matched rows (:mod:`trusswork.logs._pipeline`). This module
+reads hot segments and cold Parquet files and runs the whole query; what it
+returns, :class:`~trusswork.logs._result.LogResult` with its
+:class:`~trusswork.logs._result.Plan`, is defined in :mod:`trusswork.logs._result`.
 
 Optimizations, all visible in :meth:`Plan.render`:
 
@@ -27,13 +31,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 
 from trusswork.logs._ast import (
@@ -53,11 +55,10 @@ from trusswork.logs._ast import (
     TimeBound,
     Timechart,
     number_text,
-    parse_number,
 )
+from trusswork.logs._result import LogResult, Plan, PlanNode
+from trusswork.logs._search import _Evaluator, _may_match, _plan_nodes
 from trusswork.search._segment import Segment
-from trusswork.search.postings import difference, intersect, union_many
-from trusswork.search.text import tokenize
 
 if TYPE_CHECKING:
     from trusswork.logs._store import LogStore
@@ -65,7 +66,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LogResult", "Plan", "resolve_time", "run_query"]
 
-_EMPTY = np.empty(0, dtype=np.uint32)
 _SNAP_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _MONDAY_MS = 4 * 86_400_000  # 1970-01-01 was a Thursday
 _BUILTIN = ("_time", "_raw")
@@ -81,393 +81,6 @@ def resolve_time(bound: TimeBound, now_ms: int) -> int:
         base = _MONDAY_MS if bound.snap == "w" else 0
         t = (t - base) // unit * unit + base
     return t
-
-
-# ------------------------------------------------------------------ the plan
-
-
-@dataclass
-class PlanNode:
-    """One step of a plan: what it did, its estimated and actual rows."""
-
-    label: str
-    estimated: int | None = None
-    actual: int = 0
-    children: list[PlanNode] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "estimated": self.estimated,
-            "actual": self.actual,
-            "children": [c.to_dict() for c in self.children],
-        }
-
-
-@dataclass
-class Plan:
-    """How a query ran: pruning counts, the search tree with estimated vs actual
-    rows (summed over the segments read), and each command's rows in and out."""
-
-    query: str
-    time_range: tuple[int | None, int | None]
-    partitions_total: int = 0
-    partitions_read: int = 0
-    segments_total: int = 0
-    segments_read: int = 0
-    segments_skipped_time: int = 0
-    segments_skipped_summary: int = 0
-    cold_total: int = 0
-    cold_read: int = 0
-    counted_in_index: bool = False
-    stopped_early: bool = False
-    search: PlanNode | None = None
-    rows_matched: int = 0
-    columns: tuple[str, ...] | None = None
-    commands: list[tuple[str, int, int]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form of the plan."""
-        return {
-            "query": self.query,
-            "time_range": list(self.time_range),
-            "partitions": {"total": self.partitions_total, "read": self.partitions_read},
-            "segments": {
-                "total": self.segments_total,
-                "read": self.segments_read,
-                "skipped_by_time": self.segments_skipped_time,
-                "skipped_by_summary": self.segments_skipped_summary,
-            },
-            "cold_partitions": {"total": self.cold_total, "read": self.cold_read},
-            "stopped_early": self.stopped_early,
-            "counted_in_index": self.counted_in_index,
-            "search": self.search.to_dict() if self.search else None,
-            "rows_matched": self.rows_matched,
-            "columns": list(self.columns) if self.columns is not None else None,
-            "commands": [{"command": c, "rows_in": i, "rows_out": o} for c, i, o in self.commands],
-            "seconds": self.seconds,
-        }
-
-    def render(self) -> str:
-        """The plan as text, one step per line."""
-        lo, hi = self.time_range
-        start = "-inf" if lo is None else _iso(lo)
-        end = "now" if hi is None else _iso(hi)
-        span = "all time" if lo is None and hi is None else f"{start} .. {end}"
-        lines = [
-            f"query: {self.query}",
-            f"time range: {span}",
-            f"partitions: {self.partitions_read} of {self.partitions_total} read",
-            f"segments: {self.segments_read} of {self.segments_total} read"
-            f" ({self.segments_skipped_time} outside the time range,"
-            f" {self.segments_skipped_summary} skipped by field summaries)"
-            + (", stopped early for head" if self.stopped_early else ""),
-            f"cold partitions: {self.cold_read} of {self.cold_total} read",
-            "search (estimated -> actual rows):",
-        ]
-        if self.search is not None:
-            lines.extend(_render_node(self.search, 1))
-        columns = "all" if self.columns is None else ", ".join(self.columns) or "none"
-        lines.append(f"rows matched: {self.rows_matched:,} (columns read: {columns})")
-        if self.counted_in_index:
-            lines.append("stats count: counted in the index (match totals, keyword codes)")
-        if self.commands:
-            lines.append("commands (rows in -> out):")
-            lines.extend(f"  {c:<40} {i:>12,} -> {o:,}" for c, i, o in self.commands)
-        lines.append(f"time: {self.seconds * 1000:.1f} ms")
-        return "\n".join(lines)
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
-
-
-def _render_node(node: PlanNode, depth: int) -> Iterator[str]:
-    estimate = "?" if node.estimated is None else f"{node.estimated:,}"
-    yield f"{'  ' * depth}{node.label:<{max(44 - 2 * depth, 8)}} {estimate:>12} -> {node.actual:,}"
-    for child in node.children:
-        yield from _render_node(child, depth + 1)
-
-
-# ---------------------------------------------------------------- the result
-
-
-class LogResult:
-    """Rows of a query: an Arrow table, plus its plan and warnings."""
-
-    def __init__(self, table: pa.Table, plan: Plan, warnings: Sequence[str] = ()) -> None:
-        self.table = table
-        self.plan = plan
-        self.warnings = list(warnings)
-
-    @property
-    def columns(self) -> list[str]:
-        """Column names, in order."""
-        return list(self.table.column_names)
-
-    def __len__(self) -> int:
-        return int(self.table.num_rows)
-
-    def to_arrow(self) -> pa.Table:
-        """The rows as a :class:`pyarrow.Table`."""
-        return self.table
-
-    def to_pylist(self) -> list[dict[str, Any]]:
-        """The rows as dicts (fields a row lacks are left out)."""
-        return [{k: v for k, v in row.items() if v is not None} for row in self.table.to_pylist()]
-
-    def to_json(self) -> bytes:
-        """``{"columns", "rows", "warnings", "plan"}`` as JSON bytes."""
-        return orjson.dumps(
-            {
-                "columns": self.columns,
-                "rows": self.table.to_pylist(),
-                "warnings": self.warnings,
-                "plan": self.plan.to_dict(),
-            },
-            option=orjson.OPT_SERIALIZE_NUMPY,
-            default=str,
-        )
-
-    def __repr__(self) -> str:
-        return f"LogResult({len(self)} rows, columns={self.columns})"
-
-
-# ------------------------------------------------------------ search in a segment
-
-
-class _Evaluator:
-    """Evaluates a search expression in one segment, in document ids."""
-
-    def __init__(self, segment: Segment, nodes: dict[int, PlanNode]) -> None:
-        self.segment = segment
-        self.nodes = nodes
-
-    def estimate(self, expr: SearchExpr) -> int:
-        seg = self.segment
-        n = seg.meta.doc_count
-        if isinstance(expr, MatchAll):
-            return n
-        if isinstance(expr, Term):
-            if "*" in expr.text:
-                return n // 10
-            tokens = tokenize(expr.text)
-            return min((seg.doc_freq(t) for t in tokens), default=0)
-        if isinstance(expr, Phrase):
-            tokens = tokenize(expr.text)
-            return min((seg.doc_freq(t) for t in tokens), default=0)
-        if isinstance(expr, FieldCompare):
-            return _estimate_compare(seg, expr)
-        if isinstance(expr, And):
-            return min((self.estimate(p) for p in expr.parts), default=n)
-        if isinstance(expr, Or):
-            return min(n, sum(self.estimate(p) for p in expr.parts))
-        return max(0, n - self.estimate(expr.part))
-
-    def run(self, expr: SearchExpr) -> npt.NDArray[np.uint32]:
-        node = self.nodes[id(expr)]
-        estimate = self.estimate(expr)
-        node.estimated = (node.estimated or 0) + estimate
-        ids = self._run(expr)
-        node.actual += int(ids.size)
-        return ids
-
-    def _run(self, expr: SearchExpr) -> npt.NDArray[np.uint32]:
-        seg = self.segment
-        if isinstance(expr, MatchAll):
-            return seg.doc_ids
-        if isinstance(expr, Term):
-            if "*" in expr.text:
-                terms = seg.terms_matching(expr.text.lower())
-                return union_many([seg.term(t) for t in terms]) if terms else _EMPTY
-            tokens = tokenize(expr.text)
-            if not tokens:
-                return _EMPTY
-            return seg.term(tokens[0]) if len(tokens) == 1 else seg.phrase(tokens)
-        if isinstance(expr, Phrase):
-            tokens = tokenize(expr.text)
-            return seg.phrase(tokens) if tokens else _EMPTY
-        if isinstance(expr, FieldCompare):
-            return _compare(seg, expr)
-        if isinstance(expr, Or):
-            return union_many([self.run(p) for p in expr.parts])
-        if isinstance(expr, Not):
-            return difference(seg.doc_ids, self.run(expr.part))
-        # AND: positive parts smallest first, then negations as differences.
-        positive = [p for p in expr.parts if not isinstance(p, Not)]
-        negative = [p for p in expr.parts if isinstance(p, Not)]
-        positive.sort(key=self.estimate)
-        result: npt.NDArray[np.uint32] | None = None
-        for part in positive:
-            ids = self.run(part)
-            result = ids if result is None else intersect(result, ids)
-            if result.size == 0:
-                return _EMPTY
-        if result is None:
-            result = seg.doc_ids
-        for negation in negative:
-            assert isinstance(negation, Not)
-            result = difference(result, self.run(negation.part))
-            self.nodes[id(negation)].actual += int(result.size)
-            if result.size == 0:
-                break
-        return result
-
-
-def _wildcard_match(pattern: str, values: Sequence[str]) -> list[int]:
-    import re
-
-    regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")), re.DOTALL)
-    return [i for i, v in enumerate(values) if regex.fullmatch(v)]
-
-
-def _slots_ids(seg: Segment, name: str, indexes: Sequence[int]) -> npt.NDArray[np.uint32]:
-    lo, _ = seg.keyword_range(name)
-    rows = [seg.keyword_rows(lo + i) for i in indexes]
-    if not rows:
-        return _EMPTY
-    return seg.doc_ids[union_many(rows)]
-
-
-def _present(seg: Segment, name: str) -> npt.NDArray[np.uint32]:
-    _, codes = seg.keyword_column(name)
-    return seg.doc_ids[np.flatnonzero(codes >= 0)]
-
-
-def _numeric_ids(seg: Segment, name: str, op: str, value: float) -> npt.NDArray[np.uint32]:
-    column = seg.numeric_column(name)
-    if column is None:
-        return _EMPTY
-    with np.errstate(invalid="ignore"):
-        if op == "=":
-            mask = column == value
-        elif op == "<":
-            mask = column < value
-        elif op == "<=":
-            mask = column <= value
-        elif op == ">":
-            mask = column > value
-        else:
-            mask = column >= value
-    return seg.doc_ids[np.flatnonzero(mask)]
-
-
-def _compare(seg: Segment, expr: FieldCompare) -> npt.NDArray[np.uint32]:
-    """The documents whose field compares true; rows lacking the field never match."""
-    name, op, value = expr.field, expr.op, expr.value
-    if op in ("=", "!="):
-        if isinstance(value, str) and value == "*":
-            hit = _present(seg, name)
-            return hit if op == "=" else _EMPTY
-        if isinstance(value, str) and "*" in value:
-            values = seg.keyword_values(name)
-            hit = _slots_ids(seg, name, _wildcard_match(value, values))
-        elif isinstance(value, str):
-            hit = seg.field(name, value)
-        else:
-            hit = _numeric_ids(seg, name, "=", value)
-        return hit if op == "=" else difference(_present(seg, name), hit)
-    if isinstance(value, float):
-        return _numeric_ids(seg, name, op, value)
-    # An ordering against text: numeric where both sides are numbers, else by text.
-    number = parse_number(value)
-    values = seg.keyword_values(name)
-    numeric = seg.numeric_column(name)
-    picked = []
-    for i, v in enumerate(values):
-        if number is not None and parse_number(v) is not None:
-            continue  # compared numerically below
-        if _ordered(v, op, value):
-            picked.append(i)
-    hit = _slots_ids(seg, name, picked)
-    if number is not None and numeric is not None:
-        hit = union_many([hit, _numeric_ids(seg, name, op, number)])
-    return hit
-
-
-def _ordered(left: Any, op: str, right: Any) -> bool:
-    if op == "<":
-        return bool(left < right)
-    if op == "<=":
-        return bool(left <= right)
-    if op == ">":
-        return bool(left > right)
-    return bool(left >= right)
-
-
-def _estimate_compare(seg: Segment, expr: FieldCompare) -> int:
-    n = seg.meta.doc_count
-    name = expr.field
-    if name not in seg.meta.keyword_fields and name not in seg.meta.numeric_fields:
-        return 0
-    if expr.op == "=" and isinstance(expr.value, str) and "*" not in expr.value:
-        return int(seg.field(name, expr.value).size)
-    summary = seg.meta.numeric_fields.get(name)
-    if isinstance(expr.value, float) and summary and summary["count"]:
-        lo, hi, count = summary["min"], summary["max"], int(summary["count"])
-        if expr.op == "=":
-            return max(1, count // max(1, seg.meta.keyword_fields.get(name, 1)))
-        if hi <= lo:
-            return count
-        v = expr.value
-        below = min(1.0, max(0.0, (v - lo) / (hi - lo)))
-        return int(count * (below if expr.op in ("<", "<=") else 1 - below))
-    return n // 2
-
-
-def _may_match(expr: SearchExpr, seg: Segment) -> bool:
-    """False when the segment's summaries prove ``expr`` matches nothing."""
-    meta = seg.meta
-    if isinstance(expr, And):
-        return all(_may_match(p, seg) for p in expr.parts)
-    if isinstance(expr, Or):
-        return any(_may_match(p, seg) for p in expr.parts)
-    if isinstance(expr, FieldCompare):
-        if expr.field not in meta.keyword_fields and expr.field not in meta.numeric_fields:
-            return False
-        summary = meta.numeric_fields.get(expr.field)
-        # Numeric comparisons look at numbers only, so the numeric summary decides.
-        if isinstance(expr.value, float) and expr.op != "!=" and summary is not None:
-            lo, hi, v = summary["min"], summary["max"], expr.value
-            if not summary["count"]:
-                return False
-            return {
-                "=": lo <= v <= hi,
-                "<": lo < v,
-                "<=": lo <= v,
-                ">": hi > v,
-                ">=": hi >= v,
-            }[expr.op]
-    return True
-
-
-def _plan_nodes(expr: SearchExpr, nodes: dict[int, PlanNode]) -> PlanNode:
-    label = _describe(expr)
-    node = PlanNode(label)
-    nodes[id(expr)] = node
-    if isinstance(expr, And | Or):
-        node.children = [_plan_nodes(p, nodes) for p in expr.parts]
-    elif isinstance(expr, Not):
-        node.children = [_plan_nodes(expr.part, nodes)]
-    return node
-
-
-def _describe(expr: SearchExpr) -> str:
-    if isinstance(expr, MatchAll):
-        return "all lines"
-    if isinstance(expr, Term):
-        return f"term {expr.text}" if "*" not in expr.text else f"wildcard {expr.text}"
-    if isinstance(expr, Phrase):
-        return f'phrase "{expr.text}"'
-    if isinstance(expr, FieldCompare):
-        value = expr.value if isinstance(expr.value, str) else number_text(expr.value)
-        return f"{expr.field}{expr.op}{value}"
-    if isinstance(expr, And):
-        return "AND"
-    if isinstance(expr, Or):
-        return "OR"
-    return "NOT"
 
 
 # ------------------------------------------------------------- materializing

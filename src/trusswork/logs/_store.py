@@ -40,12 +40,9 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
-import struct
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +54,19 @@ import numpy.typing as npt
 import orjson
 import pyarrow.fs as pafs
 
+from trusswork.core import config
 from trusswork.core.errors import Corruption, InvalidInput, NotFound, Unavailable
 from trusswork.core.files import fsync_directory, replace_file
 from trusswork.logs._batch import Batch, concat
-from trusswork.logs._fastparse import parse_combined
-from trusswork.logs._parsers import LogParseError, LogParser
+from trusswork.logs._ingest import (
+    IngestResult,
+    _as_bytes,
+    _decode_record,
+    _encode_record,
+    _Options,
+    parse_batch,
+)
+from trusswork.logs._parsers import LogParser
 from trusswork.logs._tiers import ColdPartition, list_cold, partition_table, write_cold
 from trusswork.search._index import IndexWriter, SegmentMeta, read_meta
 from trusswork.search._segment import Segment, merge_segments, plan_merges
@@ -70,82 +75,35 @@ from trusswork.storage.wal import FsyncMode, WriteAheadLog
 __all__ = ["IngestResult", "LogStore", "parse_duration"]
 
 _MAX_DOC_ID = 2**32 - 1
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|hr|d|day|w|week)?\s*$")
-_UNIT_MS = {
-    None: 1000,
-    "ms": 1,
-    "s": 1000,
-    "sec": 1000,
-    "m": 60_000,
-    "min": 60_000,
-    "h": 3_600_000,
-    "hr": 3_600_000,
-    "d": 86_400_000,
-    "day": 86_400_000,
-    "w": 604_800_000,
-    "week": 604_800_000,
-}
 _MAX_ERRORS = 100
 
 
-def parse_duration(value: str | float, what: str = "duration") -> float:
-    """Seconds in ``value``: a number of seconds or text like ``30s``, ``5m``, ``1d``.
+def _positive_duration(value: str | float, what: str = "duration") -> float:
+    """Seconds in ``value``: a number of seconds or text like ``30s``, ``5m``, ``1h30m``, ``1d``.
+
+    Text is read by :func:`trusswork.core.config.parse_duration`; this adds
+    numbers and the check that the duration is positive.
 
     Raises
     ------
     InvalidInput
-        Not a positive duration.
+        Not a positive duration (the message names ``what``).
     """
     if isinstance(value, bool):
         raise InvalidInput(f"{what} {value!r} is not a duration")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        match = _DURATION.match(value)
-        if not match:
-            raise InvalidInput(
-                f"{what} {value!r} is not a duration like 30s, 5m, 1h or 1d (units ms s m h d w)"
-            )
-        seconds = float(match.group(1)) * _UNIT_MS[match.group(2)] / 1000
+        try:
+            seconds = config.parse_duration(value)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{what} {exc}") from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidInput(f"{what} {value!r} must be positive")
     return seconds
 
 
-@dataclass(frozen=True)
-class IngestResult:
-    """What :meth:`LogStore.ingest` did with a batch.
-
-    Attributes
-    ----------
-    accepted:
-        Lines stored (durable when ``ingest`` returned).
-    rejected:
-        Lines the chosen format refused (never stored); ``errors`` holds the
-        first 100 with their line numbers.
-    truncated, invalid_utf8, bad_timestamp:
-        Stored lines that were cut at the line limit, had undecodable bytes
-        replaced, or carried a timestamp that could not be read (they get
-        the ingest time).
-    """
-
-    accepted: int
-    rejected: int
-    truncated: int = 0
-    invalid_utf8: int = 0
-    bad_timestamp: int = 0
-    errors: tuple[LogParseError, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (errors as their messages)."""
-        return {
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "truncated": self.truncated,
-            "invalid_utf8": self.invalid_utf8,
-            "bad_timestamp": self.bad_timestamp,
-            "errors": [str(e) for e in self.errors],
-        }
+parse_duration = _positive_duration
 
 
 @dataclass(frozen=True)
@@ -161,71 +119,6 @@ class _State:
     """What the store holds in memory; swapped under the store's lock."""
 
     partitions: dict[int, list[Segment]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Options:
-    """How a batch was parsed; logged with it so a replay parses it the same way."""
-
-    format: str
-    source: str
-    pattern: str | None
-    timestamp_field: str | None
-    max_line_length: int
-
-
-def _as_bytes(lines: Iterable[str | bytes] | str | bytes) -> list[bytes]:
-    """The lines as bytes, as the log stores them (``str`` as UTF-8; lone
-    surrogates become bytes that read back as invalid UTF-8, replaced and counted)."""
-    if isinstance(lines, str):
-        lines = lines.split("\n")
-    elif isinstance(lines, bytes | bytearray | memoryview):
-        lines = bytes(lines).split(b"\n")
-    out = []
-    for line in lines:
-        if isinstance(line, str):
-            out.append(line.encode("utf-8", "surrogatepass"))
-        elif isinstance(line, bytes | bytearray | memoryview):
-            out.append(bytes(line))
-        else:
-            raise InvalidInput(f"a log line is str or bytes, not {type(line).__name__}")
-    return out
-
-
-_RECORD = struct.Struct("<II")  # header bytes, line count
-
-
-def _encode_record(header: Mapping[str, Any], items: Sequence[bytes]) -> bytes:
-    """A log record: header JSON, the line lengths (u32), the lines' bytes."""
-    head = orjson.dumps(header, option=orjson.OPT_PASSTHROUGH_DATACLASS, default=_dataclass_dict)
-    lengths = np.fromiter(map(len, items), dtype=np.uint32, count=len(items))
-    return b"".join((_RECORD.pack(len(head), len(items)), head, lengths.tobytes(), *items))
-
-
-def _dataclass_dict(value: Any) -> Any:
-    if isinstance(value, _Options):
-        return dict(value.__dict__)
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _decode_record(payload: bytes) -> tuple[dict[str, Any], list[bytes]]:
-    """Inverse of :func:`_encode_record` (ValueError when the bytes do not fit)."""
-    try:
-        head_size, count = _RECORD.unpack_from(payload, 0)
-    except struct.error as exc:
-        raise ValueError(f"record of {len(payload)} bytes has no header") from exc
-    at = _RECORD.size
-    header = orjson.loads(payload[at : at + head_size])
-    if not isinstance(header, dict) or len(payload) < at + head_size + 4 * count:
-        raise ValueError("record header or line lengths cut off")
-    at += head_size
-    lengths = np.frombuffer(payload, dtype=np.uint32, count=count, offset=at).astype(np.int64)
-    at += 4 * count
-    ends = at + np.cumsum(lengths)
-    if (int(ends[-1]) if count else at) != len(payload):
-        raise ValueError("line lengths do not add up to the record")
-    starts = ends - lengths
-    return header, [payload[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 class LogStore:
@@ -295,7 +188,7 @@ class LogStore:
         tier_interval: float = 60.0,
     ) -> None:
         self.path = Path(path)
-        self.partition_ms = int(parse_duration(partition, "partition") * 1000)
+        self.partition_ms = int(_positive_duration(partition, "partition") * 1000)
         if refresh_interval <= 0 or max_buffer_lines < 1 or max_segment_docs < 1:
             raise InvalidInput(
                 "refresh_interval, max_buffer_lines and max_segment_docs must be positive"
@@ -322,8 +215,12 @@ class LogStore:
         self._indexed_through: int = checkpoint.get("indexed_through", -1)
         self._positions: dict[str, dict[str, Any]] = dict(checkpoint.get("sources", {}))
         self._state = _State(self._open_partitions())
-        self.hot_max_age = None if hot_max_age is None else parse_duration(hot_max_age)
-        self.cold_max_age = None if cold_max_age is None else parse_duration(cold_max_age)
+        self.hot_max_age = (
+            None if hot_max_age is None else _positive_duration(hot_max_age, "hot_max_age")
+        )
+        self.cold_max_age = (
+            None if cold_max_age is None else _positive_duration(cold_max_age, "cold_max_age")
+        )
         self.hot_max_bytes = hot_max_bytes
         self.cold_max_bytes = cold_max_bytes
         self.tier_interval = float(tier_interval)
@@ -438,7 +335,7 @@ class LogStore:
                 header, items = _decode_record(payload)
                 options = _Options(**header["options"])
                 sources = header["sources"]
-                batch, _, _ = self._parse(items, options, int(header["now"]))
+                batch, _, _ = parse_batch(self._parser(options), items, options, int(header["now"]))
                 batch.first = int(header["first"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidInput) as exc:
                 raise Corruption(f"{self.path / 'wal'}: record {lsn} is not a log batch") from exc
@@ -514,10 +411,10 @@ class LogStore:
             The store is closed, or full (2**32 lines).
         """
         options = _Options(format, source, pattern, timestamp_field, self.max_line_length)
-        self._parser(options)  # a bad format or pattern fails before anything is stored
+        parser = self._parser(options)  # a bad format or pattern fails before anything is stored
         items = _as_bytes(lines)
         now_ms = int(self._clock() * 1000)
-        batch, errors, problems = self._parse(items, options, now_ms)
+        batch, errors, problems = parse_batch(parser, items, options, now_ms)
         sources = {source: dict(position)} if position is not None else {}
         with self._lock:
             self._check_open()
@@ -543,62 +440,6 @@ class LogStore:
             bad_timestamp=problems["bad-timestamp"],
             errors=tuple(errors[:_MAX_ERRORS]),
         )
-
-    def _parse(
-        self, items: list[bytes], options: _Options, now_ms: int
-    ) -> tuple[Batch, list[LogParseError], Counter[str]]:
-        """Parse ``items`` into a batch (ids from 0); deterministic, so replay repeats it.
-
-        Combined access lines go through the C parser (:mod:`trusswork.logs._fastparse`);
-        the lines it leaves (other formats, damaged or overlong lines) through
-        :class:`~trusswork.logs._parsers.LogParser`, which gives the errors.
-        """
-        parser = self._parser(options)
-        problems: Counter[str] = Counter()
-        errors: list[LogParseError] = []
-        fast_rows = np.empty(0, dtype=np.int64)
-        slow: Sequence[int] = range(len(items))
-        columns = None
-        if options.format in ("combined", "auto") and options.timestamp_field is None:
-            columns = parse_combined(items, max_line_length=options.max_line_length)
-            ok = columns.ok.astype(bool)
-            if options.format == "auto":
-                # auto reads JSON objects and syslog PRI lines first.
-                ok &= np.array([not i.startswith((b"{", b"<")) for i in items], dtype=bool)
-            fast_rows = np.flatnonzero(ok)
-            slow = np.flatnonzero(~ok).tolist()
-            problems["invalid-utf8"] += int(columns.invalid_utf8[fast_rows].sum())
-            problems["bad-timestamp"] += int(
-                (columns.time_ms[fast_rows] == np.iinfo(np.int64).min).sum()
-            )
-        records, record_rows = [], []
-        for row in slow:
-            line = items[row]
-            if not line.strip():
-                continue
-            try:
-                record = parser.parse_line(line, lineno=row + 1)
-            except LogParseError as error:
-                errors.append(error)
-                continue
-            records.append(record)
-            record_rows.append(row)
-            problems.update(record.problems)
-        parts = []
-        if fast_rows.size:
-            assert columns is not None
-            parts.append(
-                (Batch.from_combined(0, columns, fast_rows, options.source, now_ms), fast_rows)
-            )
-        if records:
-            rows = np.asarray(record_rows, dtype=np.int64)
-            parts.append((Batch.from_records(0, records, options.source, now_ms), rows))
-        if not parts:
-            return Batch.empty(), errors, problems
-        if len(parts) == 1:
-            return parts[0][0], errors, problems
-        batch, rows = concat(parts)
-        return batch.take(np.argsort(rows, kind="stable")), errors, problems
 
     def _buffered(self) -> int:
         return sum(len(batch) for batch, _ in self._buffer)
