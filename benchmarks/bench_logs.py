@@ -48,9 +48,9 @@ touch: about 60 segments on the full corpus, 24 in quick mode.
   (``POST``: ~6 % of the nginx lines), ``query-phrase`` (``"DELETE
   /api/v1/orders"``), ``query-field-filter`` (``status=404``): ours runs
   ``<search> | stats count`` through ``LogStore.query``, the way a user
-  counts matches [``tantivy``: ``parse_query`` on the ``line`` field (its
-  tokenizer lowercases, ours does not: ``POST`` also matches a few
-  lowercase ``post`` in Loghub lines) and ``searcher.search(query, limit=1,
+  counts matches [``tantivy``: ``parse_query`` on the ``line`` field (both
+  tokenizers fold case, but split differently, so ``POST`` counts differ by
+  a few Loghub lines) and ``searcher.search(query, limit=1,
   count=True).count``; ``grep``: ``grep -F -c`` over the raw file, frequent
   term only, for scale]. ``extra_info["hits"]`` holds the count.
 - ``query-stats-by-status``: ``| stats count by status`` [``duckdb``:

@@ -749,8 +749,11 @@ def _patterns(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- serve
 
 
+_MAX_BODY = 16 << 20  # build_app's default max_body_bytes
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from trusswork.http import serve
+    from trusswork.http import ServerConfig, serve
     from trusswork.logs import AlertEvent, AlertManager, CallbackNotifier, load_alert_rules
     from trusswork.logs._api import build_app
 
@@ -777,7 +780,10 @@ def _serve(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
         try:
-            serve(build_app(store, alerts=manager), host, args.port, on_listening=listening)
+            app = build_app(store, alerts=manager)
+            # Bodies past the app's limit are refused (413) as they arrive, not after.
+            config = ServerConfig(max_body=_MAX_BODY)
+            serve(app, host, args.port, config=config, on_listening=listening)
         finally:
             if manager is not None:
                 manager.close()
