@@ -70,9 +70,14 @@ class _Evaluator:
 
     def run(self, expr: SearchExpr) -> npt.NDArray[np.uint32]:
         node = self.nodes[id(expr)]
-        estimate = self.estimate(expr)
-        node.estimated = (node.estimated or 0) + estimate
+        exact = isinstance(expr, MatchAll) or (
+            isinstance(expr, Term) and "*" not in expr.text and len(tokenize(expr.text)) == 1
+        )
+        # A single term's estimate is its document frequency: the exact count,
+        # so it is taken from the result instead of a second dictionary lookup.
+        estimate = None if exact else self.estimate(expr)
         ids = self._run(expr)
+        node.estimated = (node.estimated or 0) + (int(ids.size) if estimate is None else estimate)
         node.actual += int(ids.size)
         return ids
 
