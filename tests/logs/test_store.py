@@ -21,6 +21,15 @@ from trusswork.logs._store import LogStore, parse_duration
 DAY_MS = 86_400_000
 
 
+def crash(store: LogStore) -> None:
+    """What dying does to an open store: the log is left as is, the lock released,
+    nothing buffered is indexed."""
+    store._stop.set()
+    store._wal.close()
+    store._closed = True
+    store._lock_file.close()
+
+
 def stored_lines(store: LogStore) -> list[str]:
     """Every line in the store's segments, read back from the index (refreshing first)."""
     texts: list[str] = []
@@ -125,8 +134,7 @@ def test_unindexed_lines_are_replayed_from_the_log(tmp_path: Path) -> None:
     store.refresh()
     store.ingest([f"late {i}" for i in range(5)])
     # Simulate a crash: the buffer is lost, only the log remains.
-    store._wal.close()
-    store._closed = True
+    crash(store)
     with LogStore(tmp_path / "s", background=False) as again:
         assert Counter(stored_lines(again)) == Counter(
             [f"line {i}" for i in range(10)] + [f"late {i}" for i in range(5)]
@@ -140,8 +148,7 @@ def test_crash_between_segments_and_checkpoint_indexes_nothing_twice(tmp_path: P
     # Write the segments of the refresh but "die" before the checkpoint.
     docs = list(store._buffer)
     store._write_partitions(docs)
-    store._wal.close()
-    store._closed = True
+    crash(store)
     with LogStore(tmp_path / "s", background=False) as again:
         lines = stored_lines(again)
     assert len(lines) == 20 and len(set(lines)) == 20

@@ -379,7 +379,7 @@ def build_app(
         result: LogResult = store.query(text, **options)
         if len(result) > limit:
             result = LogResult(
-                result.table.slice(0, limit),
+                result.table.slice(0, min(limit, result.table.num_rows)),
                 result.plan,
                 [*result.warnings, f"showing the first {limit:,} of {len(result):,} rows"],
             )

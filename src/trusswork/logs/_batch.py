@@ -25,7 +25,7 @@ from trusswork.logs._parsers import LogRecord
 
 __all__ = ["RESERVED", "Batch", "concat", "split_fields"]
 
-RESERVED = frozenset({"_time", "_raw", "source", "sourcetype"})
+RESERVED = frozenset({"_time", "_raw", "_id", "source", "sourcetype"})
 
 Floats = npt.NDArray[np.float64]
 

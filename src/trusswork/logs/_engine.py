@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from trusswork.core.errors import NotFound
 from trusswork.logs._ast import (
     AbsoluteTime,
     Agg,
@@ -322,7 +323,10 @@ def _read_cold(
     if counted == ():
         wanted = frozenset()
     columns = None if wanted is None else sorted(wanted | _search_columns(search))
-    table = cold.read(store.cold_filesystem, columns, lo_ms, hi_ms)
+    try:
+        table = cold.read(store.cold_filesystem, columns, lo_ms, hi_ms)
+    except NotFound:
+        return 0  # retention deleted it after the query listed it: its rows are gone
     if not isinstance(search, MatchAll):
         table = table.filter(pa.array(match_rows(table, search)))
     if wanted is not None:
@@ -387,8 +391,7 @@ def run_query(
     commands = query.commands
     wanted = required_fields(commands)
     plan.columns = None if wanted is None else tuple(sorted(wanted | {"_time"}))
-    partitions = store.snapshot()
-    colds = store.cold_partitions()
+    partitions, colds = store.read_view()
     plan.partitions_total = len(partitions)
     plan.segments_total = sum(len(v) for v in partitions.values())
     plan.cold_total = len(colds)
@@ -421,7 +424,8 @@ def run_query(
             found += _read_cold(
                 store, unit, query.search, wanted, lo_ms, hi_ms, plan, chunks, counted
             )
-        if head is not None and found >= head and index + 1 < len(units):
+        at_boundary = index + 1 < len(units) and units[index + 1][0] != start
+        if head is not None and found >= head and at_boundary:
             plan.stopped_early = True
             break
     plan.rows_matched = found

@@ -234,7 +234,8 @@ def _run(table: Any, command: Command, now_ms: int) -> Any:
         if command.count < 0:
             raise InvalidInput(f"the row count must be >= 0, got {command.count}")
         if isinstance(command, Head):
-            return table.slice(0, command.count)
+            # min(): pyarrow does not clamp a slice of a table without columns.
+            return table.slice(0, min(command.count, table.num_rows))
         return table.slice(max(table.num_rows - command.count, 0))
     if isinstance(command, Dedup):
         return _dedup(table, command.fields, command.keep, command.at)

@@ -38,6 +38,7 @@ alike.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import shutil
@@ -47,7 +48,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +76,7 @@ from trusswork.storage.wal import FsyncMode, WriteAheadLog
 __all__ = ["IngestResult", "LogStore", "parse_duration"]
 
 _MAX_DOC_ID = 2**32 - 1
+_DEFAULT_PARTITION_MS = 86_400_000
 _MAX_ERRORS = 100
 
 
@@ -121,6 +123,56 @@ class _State:
     partitions: dict[int, list[Segment]] = field(default_factory=dict)
 
 
+_STORE_FORMAT = 1
+
+
+def _lock_store(path: Path) -> IO[bytes]:
+    """An exclusive lock on ``path/LOCK`` held while the store is open.
+
+    Raises
+    ------
+    Unavailable
+        Another process (or another LogStore in this one) has the store open.
+    """
+    handle = open(path / "LOCK", "a+b")  # noqa: SIM115  (held until close)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise Unavailable(f"log store {path} is open in another process (LOCK is held)") from None
+    return handle
+
+
+def _settle_partition(meta_path: Path, wanted_ms: int | None) -> int:
+    """The store's partition width: saved on creation, the same on every open.
+
+    Raises
+    ------
+    InvalidInput
+        ``partition`` differs from the width the store was created with
+        (its partitions would be read wrong).
+    """
+    try:
+        saved = orjson.loads(meta_path.read_bytes())
+    except FileNotFoundError:
+        saved = None
+    except orjson.JSONDecodeError as exc:
+        raise Corruption(f"{meta_path}: not JSON ({exc})") from exc
+    if saved is None:
+        width = wanted_ms if wanted_ms is not None else _DEFAULT_PARTITION_MS
+        replace_file(meta_path, orjson.dumps({"format": _STORE_FORMAT, "partition_ms": width}))
+        return width
+    if not isinstance(saved, dict) or not isinstance(saved.get("partition_ms"), int):
+        raise Corruption(f"{meta_path}: not a log store description")
+    width = int(saved["partition_ms"])
+    if wanted_ms is not None and wanted_ms != width:
+        raise InvalidInput(
+            f"partition={wanted_ms / 1000:g}s, but the store at {meta_path.parent} was created"
+            f" with partitions of {width / 1000:g}s; open it without partition="
+        )
+    return width
+
+
 class LogStore:
     """A directory of logs: ingest lines, query them with the pipe language.
 
@@ -130,6 +182,8 @@ class LogStore:
         The store directory (created if missing).
     partition
         The time window of a partition: seconds or text (``"1d"``, ``"1h"``).
+        Fixed when the store is created (default one day); reopening with
+        another width raises :class:`~trusswork.core.errors.InvalidInput`.
     refresh_interval
         Seconds between background refreshes (making new lines searchable).
     max_buffer_lines
@@ -170,7 +224,7 @@ class LogStore:
         self,
         path: str | os.PathLike[str],
         *,
-        partition: str | float = "1d",
+        partition: str | float | None = None,
         refresh_interval: float = 1.0,
         max_buffer_lines: int = 200_000,
         merge_factor: int = 10,
@@ -188,7 +242,9 @@ class LogStore:
         tier_interval: float = 60.0,
     ) -> None:
         self.path = Path(path)
-        self.partition_ms = int(_positive_duration(partition, "partition") * 1000)
+        wanted_ms = (
+            None if partition is None else int(_positive_duration(partition, "partition") * 1000)
+        )
         if refresh_interval <= 0 or max_buffer_lines < 1 or max_segment_docs < 1:
             raise InvalidInput(
                 "refresh_interval, max_buffer_lines and max_segment_docs must be positive"
@@ -208,13 +264,54 @@ class LogStore:
         self._closed = False
 
         self.path.mkdir(parents=True, exist_ok=True)
+        # One process at a time: the lock comes before any recovery step, so
+        # a second opener never deletes what the first is writing.
+        self._lock_file = _lock_store(self.path)
+        try:
+            self._open(
+                wanted_ms,
+                fsync,
+                hot_max_age,
+                hot_max_bytes,
+                cold_max_age,
+                cold_max_bytes,
+                cold_filesystem,
+                cold_path,
+                tier_interval,
+            )
+        except BaseException:
+            self._close_segments()
+            self._lock_file.close()
+            raise
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(
+                target=self._background, name=f"logstore-{self.path.name}", daemon=True
+            )
+            self._thread.start()
+
+    def _open(
+        self,
+        wanted_ms: int | None,
+        fsync: FsyncMode,
+        hot_max_age: str | float | None,
+        hot_max_bytes: int | None,
+        cold_max_age: str | float | None,
+        cold_max_bytes: int | None,
+        cold_filesystem: pafs.FileSystem | None,
+        cold_path: str | None,
+        tier_interval: float,
+    ) -> None:
+        self.partition_ms = _settle_partition(self.path / "store.json", wanted_ms)
+        self._state = _State()
         self._hot = self.path / "hot"
         self._hot.mkdir(exist_ok=True)
         self._checkpoint_path = self.path / "checkpoint.json"
         checkpoint = self._read_checkpoint()
         self._indexed_through: int = checkpoint.get("indexed_through", -1)
         self._positions: dict[str, dict[str, Any]] = dict(checkpoint.get("sources", {}))
-        self._state = _State(self._open_partitions())
+        self._state.partitions = self._open_partitions()
         self.hot_max_age = (
             None if hot_max_age is None else _positive_duration(hot_max_age, "hot_max_age")
         )
@@ -242,13 +339,6 @@ class LogStore:
         except BaseException:
             self._wal.close()
             raise
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if background:
-            self._thread = threading.Thread(
-                target=self._background, name=f"logstore-{self.path.name}", daemon=True
-            )
-            self._thread.start()
 
     # ------------------------------------------------------------ opening
 
@@ -418,6 +508,11 @@ class LogStore:
         sources = {source: dict(position)} if position is not None else {}
         with self._lock:
             self._check_open()
+            if self._buffered() >= 4 * self.max_buffer_lines:
+                raise Unavailable(
+                    f"log store {self.path}: {self._buffered():,} lines wait for indexing and"
+                    f" indexing fails ({self.background_error}); nothing was stored"
+                )
             if len(batch) or sources:
                 first = self._next_id
                 if first + len(batch) - 1 > _MAX_DOC_ID:
@@ -431,7 +526,12 @@ class LogStore:
                 self._positions.update(sources)
             backlog = self._buffered() >= self.max_buffer_lines
         if backlog:
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception as exc:
+                # The lines are acknowledged (logged); a failed refresh must not
+                # look like a failed ingest, or a retry would store them twice.
+                self.background_error = exc
         return IngestResult(
             accepted=len(batch),
             rejected=len(errors),
@@ -488,24 +588,40 @@ class LogStore:
             order = np.argsort(starts, kind="stable")
             batch, ids, starts = batch.take(order), ids[order], starts[order]
         bounds = np.flatnonzero(np.diff(starts)) + 1
-        written = []
-        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(batch)], strict=True):
-            start = int(starts[lo])
-            part, part_ids = batch.slice(lo, hi), ids[lo:hi]
-            directory = self._hot / str(start)
-            fresh = not directory.exists()
-            writer = IndexWriter()
-            writer.add_columns(
-                part.raw,
-                keywords=part.keywords,
-                numbers={**part.numbers, "_time": part.times.astype(np.float64)},
-                doc_ids=part_ids,
-            )
-            meta = writer.write_segment(directory)
-            if fresh:
-                fsync_directory(self._hot)
-            written.append((start, Segment.open(meta.path)))
+        written: list[tuple[int, Segment]] = []
+        try:
+            for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(batch)], strict=True):
+                written.append(
+                    self._write_segment(batch.slice(lo, hi), ids[lo:hi], int(starts[lo]))
+                )
+        except BaseException as exc:
+            # All or nothing: the lines go back to the buffer, so segments
+            # already written for them must not stay (they would be read twice).
+            for _, segment in written:
+                segment.close()
+                shutil.rmtree(segment.meta.path, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise Unavailable(f"log store {self.path}: cannot write a segment ({exc})") from exc
+            raise
         return written
+
+    def _write_segment(
+        self, part: Batch, part_ids: npt.NDArray[np.int64], start: int
+    ) -> tuple[int, Segment]:
+        """One partition's lines as a new segment in ``hot/<start>/``."""
+        directory = self._hot / str(start)
+        fresh = not directory.exists()
+        writer = IndexWriter()
+        writer.add_columns(
+            part.raw,
+            keywords=part.keywords,
+            numbers={**part.numbers, "_time": part.times.astype(np.float64)},
+            doc_ids=part_ids,
+        )
+        meta = writer.write_segment(directory)
+        if fresh:
+            fsync_directory(self._hot)
+        return start, Segment.open(meta.path)
 
     def merge(self) -> int:
         """Merge small segments within each partition now; return merges done."""
@@ -544,9 +660,9 @@ class LogStore:
                 if time.monotonic() >= next_tier:
                     next_tier = time.monotonic() + self.tier_interval
                     self.tier()
-            except Unavailable:
-                return
             except Exception as exc:  # kept for the owner to see; the loop goes on
+                if self._closed:
+                    return
                 self.background_error = exc
 
     # ---------------------------------------------------------------- tiers
@@ -566,7 +682,13 @@ class LogStore:
         with self._merge_lock:
             with self._lock:
                 self._check_open()
-                partitions = {k: list(v) for k, v in self._state.partitions.items()}
+                # Only segments the checkpoint covers: replay after a crash
+                # checks newer lines against hot segments alone.
+                partitions = {
+                    k: kept
+                    for k, v in self._state.partitions.items()
+                    if (kept := [s for s in v if s.meta.max_doc_id <= self._indexed_through])
+                }
             chosen: list[int] = []
             if self.hot_max_age is not None:
                 limit = now_ms - self.hot_max_age * 1000
@@ -636,6 +758,14 @@ class LogStore:
         with self._lock:
             return {k: list(v) for k, v in self._state.partitions.items()}
 
+    def read_view(self) -> tuple[dict[int, list[Segment]], list[ColdPartition]]:
+        """Hot segments by partition and cold partitions, taken together under
+        the lock (after a refresh), so a concurrent tiering pass never shows a
+        partition in both or in neither."""
+        self.refresh()
+        with self._lock:
+            return {k: list(v) for k, v in self._state.partitions.items()}, list(self._cold)
+
     def segments(self) -> list[SegmentInfo]:
         """Every live segment, oldest partition first."""
         with self._lock:
@@ -679,7 +809,7 @@ class LogStore:
             raise Unavailable(f"log store {self.path} is closed")
 
     def close(self) -> None:
-        """Index what is buffered, stop the background thread, close the log."""
+        """Index what is buffered, stop the background thread, close the log and files."""
         if self._closed:
             return
         self._stop.set()
@@ -691,6 +821,14 @@ class LogStore:
             with self._lock:
                 self._closed = True
             self._wal.close()
+            self._close_segments()
+            self._lock_file.close()
+
+    def _close_segments(self) -> None:
+        state = getattr(self, "_state", None)
+        for segments in state.partitions.values() if state is not None else ():
+            for segment in segments:
+                segment.close()
 
     def __enter__(self) -> Self:
         return self

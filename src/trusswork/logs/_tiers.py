@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from trusswork.core.errors import Corruption
+from trusswork.core.errors import Corruption, NotFound
 from trusswork.search._segment import Segment
 
 __all__ = ["ColdPartition", "list_cold", "write_cold"]
@@ -76,6 +76,8 @@ class ColdPartition:
                 columns=wanted,
                 filters=filters or None,
             )
+        except FileNotFoundError as exc:
+            raise NotFound(f"cold partition {self.path} was deleted (retention)") from exc
         except (OSError, pa.ArrowInvalid) as exc:
             raise Corruption(f"cold partition {self.path}: unreadable ({exc})") from exc
 

@@ -268,8 +268,15 @@ class Segment:
             self._number_parts[name] = (kind, base, array, bitmap)
 
     def close(self) -> None:
-        """Unmap the files (arrays handed out keep their pages alive)."""
+        """Unmap the files; the segment cannot be read afterwards.
+
+        The segment's own views of the maps go first, so the maps close now;
+        arrays handed out earlier keep their pages (and a map) alive until
+        they go.
+        """
         maps, self._maps = self._maps, []
+        for name in [n for n in vars(self) if n not in ("meta", "_maps")]:
+            delattr(self, name)
         for mapped in maps:
             # An array still viewing the map keeps it alive until it goes.
             with contextlib.suppress(BufferError):
