@@ -637,14 +637,6 @@ class Segment:
                 raise self._corrupt("docs.tw", f"text at byte {start} is not UTF-8") from exc
         return out
 
-    def _field_items(self) -> Iterator[tuple[str, str, npt.NDArray[np.uint32]]]:
-        for name in self._field_names:
-            _, count, column = self._field_slots[name]
-            order = np.argsort(column, kind="stable").astype(np.uint32)
-            bounds = np.searchsorted(column[order], np.arange(1, count + 2))
-            for code, value in enumerate(self.keyword_values(name)):
-                yield name, value, order[bounds[code] : bounds[code + 1]]
-
 
 def merge_segments(segments: Sequence[Segment], directory: str | os.PathLike[str]) -> SegmentMeta:
     """Write one segment holding every document of ``segments``; ids are kept.
@@ -666,22 +658,23 @@ def merge_segments(segments: Sequence[Segment], directory: str | os.PathLike[str
         raise Conflict(
             "the segments share document ids; a merge keeps ids, so they must be disjoint"
         )
+    # Column by column: each segment's keyword codes, numbers and texts go to
+    # the batch indexer, with no Python step per document.
     writer = IndexWriter()
     for segment in segments:
-        n = segment.meta.doc_count
-        keywords: list[dict[str, str]] = [{} for _ in range(n)]
-        for name, value, rows in segment._field_items():
-            for row in rows.tolist():
-                keywords[row][name] = value
-        columns = [
-            (name, column)
+        keywords: dict[str, list[str | None]] = {}
+        for name in segment.meta.keyword_fields:
+            values, codes = segment.keyword_column(name)
+            lookup = np.empty(len(values) + 1, dtype=object)
+            lookup[:-1] = values  # codes of -1 pick the None at the end
+            keywords[name] = lookup[codes].tolist()
+        numbers = {
+            name: column
             for name in segment.meta.numeric_fields
             if (column := segment.numeric_column(name)) is not None
-        ]
-        texts = segment.documents(segment.doc_ids)
-        for row in range(n):
-            numbers = {name: float(col[row]) for name, col in columns if not math.isnan(col[row])}
-            writer._add_parsed(int(segment.doc_ids[row]), texts[row], keywords[row], numbers)
+        }
+        texts = segment.texts(np.arange(segment.meta.doc_count))
+        writer.add_columns(texts, keywords=keywords, numbers=numbers, doc_ids=segment.doc_ids)
     return _write(
         Path(directory), writer._build(), merged_from=[s.meta.segment_id for s in segments]
     )
