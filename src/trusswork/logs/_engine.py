@@ -248,24 +248,44 @@ def _group_counts(
     stacked codes); each group is represented by one of its rows, so the
     values come out typed exactly as the full rows would.
     """
-    codes = [seg.keyword_column(name)[1][rows] for name in by]
-    present = np.logical_and.reduce([c >= 0 for c in codes])
-    if not present.all():
+    whole = rows.size == seg.meta.doc_count  # every row: no gather needed
+    codes = [
+        seg.keyword_column(name)[1] if whole else seg.keyword_column(name)[1][rows] for name in by
+    ]
+    if any(int(c.min()) < 0 for c in codes):
+        present = np.logical_and.reduce([c >= 0 for c in codes])
         rows, codes = rows[present], [c[present] for c in codes]
     if rows.size == 0:
         return None
     if len(codes) == 1:
         counts = np.bincount(codes[0])
         groups = np.flatnonzero(counts)
-        some_row = np.empty(counts.size, dtype=np.int64)
-        some_row[codes[0]] = np.arange(codes[0].size)  # any row of each value will do
-        first, counts = some_row[groups], counts[groups]
+        first, counts = _first_rows(codes[0], groups), counts[groups]
     else:
         stacked = np.stack(codes, axis=1)
         _, first, counts = np.unique(stacked, axis=0, return_index=True, return_counts=True)
     chunk = _segment_columns(seg, rows[first], frozenset(by))
     chunk[_COUNT] = pa.array(counts.astype(np.int64))
     return chunk
+
+
+def _first_rows(
+    codes: npt.NDArray[np.int32], groups: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """The first position of each of ``groups`` in ``codes``, reading growing prefixes
+    (the values of a field mostly all show up early)."""
+    found: dict[int, int] = {}
+    need = set(groups.tolist())
+    start, step = 0, 4096
+    while need:
+        chunk = codes[start : start + step]
+        values, index = np.unique(chunk, return_index=True)
+        for value, at in zip(values.tolist(), index.tolist(), strict=True):
+            if value in need:
+                found[value] = start + at
+                need.discard(value)
+        start, step = start + step, step * 4
+    return np.array([found[g] for g in groups.tolist()], dtype=np.int64)
 
 
 def _counted_fields(commands: Sequence[Any]) -> tuple[str, ...] | None:
