@@ -391,7 +391,8 @@ class Segment:
             if info.position + info.npos > len(self._positions):
                 raise self._corrupt("terms.tw", "a term's positions run past the positions")
             positions = self._positions.slice(info.position, info.position + info.npos)
-            chosen = np.flatnonzero(np.isin(e_rows, candidates, assume_unique=True))
+            # candidates is a sorted subset of the sorted e_rows: find its places.
+            chosen = np.searchsorted(e_rows, candidates)
             ends = np.cumsum(tfs, dtype=np.int64)
             counts = tfs[chosen].astype(np.int64)
             starts = ends[chosen] - counts
