@@ -152,6 +152,7 @@ class Segment:
     def __init__(self, meta: SegmentMeta) -> None:
         self.meta = meta
         self._maps: list[mmap.mmap] = []
+        self._term_sums: dict[int, tuple[npt.NDArray[np.int64], ...]] = {}
         self._columns: dict[str, tuple[list[str], npt.NDArray[np.int32]]] = {}
         self._numbers: dict[str, npt.NDArray[np.float64]] = {}
 
@@ -305,23 +306,36 @@ class Segment:
         block, at = divmod(index, DICTIONARY_BLOCK)
         df, npos, post = self._terms.block(block)[1]
         bases = [int(b[block]) for b in self._terms.bases]
-        head_df, head_npos, head_post = (
-            df[:at].astype(np.int64),
-            npos[:at].astype(np.int64),
-            post[:at].astype(np.int64),
-        )
+        sums = self._block_sums(block)
         d, p = int(df[at]), int(npos[at])
         if d == 0 or p < d:
             raise self._corrupt("terms.tw", f"term {index} has {d} postings and {p} positions")
+        entries, positions, long_bytes, short_bytes, tfs = (int(s[at]) for s in sums)
         return _Term(
             df=d,
             npos=p,
             post=int(post[at]),
-            entry=bases[0] + int(head_df.sum()),
-            position=bases[1] + int(head_npos.sum()),
-            offset=_list_offset(d, head_df, head_post, bases[2], bases[3]),
-            tf=bases[4] + int(head_df[head_npos > head_df].sum()),
+            entry=bases[0] + entries,
+            position=bases[1] + positions,
+            offset=bases[2] + long_bytes if d > _SHORT_LIST else bases[3] + short_bytes,
+            tf=bases[4] + tfs,
         )
+
+    def _block_sums(self, block: int) -> tuple[npt.NDArray[np.int64], ...]:
+        """Per term of a dictionary block, the totals of the terms before it in the
+        block: postings, positions, long-list bytes, short-list bytes, stored tfs."""
+        sums = self._term_sums.get(block)
+        if sums is None:
+            df, npos, post = (a.astype(np.int64) for a in self._terms.block(block)[1])
+            short = (df >= 2) & (df <= _SHORT_LIST)
+            parts: list[npt.NDArray[np.int64]] = [df, npos]
+            parts += [np.where(df > _SHORT_LIST, post, 0), np.where(short, post, 0)]
+            parts.append(np.where(npos > df, df, 0))
+            sums = tuple(np.concatenate(([0], np.cumsum(part))) for part in parts)
+            if len(self._term_sums) >= 1024:
+                self._term_sums.clear()
+            self._term_sums[block] = sums
+        return sums
 
     def _rows(
         self, info: _Term, blobs: tuple[memoryview, memoryview], name: str
