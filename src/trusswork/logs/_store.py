@@ -38,8 +38,6 @@ alike.
 
 from __future__ import annotations
 
-import fcntl
-import math
 import os
 import shutil
 import threading
@@ -48,15 +46,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 import pyarrow.fs as pafs
 
-from trusswork.core import config
-from trusswork.core.errors import Corruption, InvalidInput, NotFound, Unavailable
+from trusswork.core.errors import Corruption, InvalidInput, Unavailable
 from trusswork.core.files import fsync_directory, replace_file
 from trusswork.logs._batch import Batch, concat
 from trusswork.logs._ingest import (
@@ -67,45 +64,32 @@ from trusswork.logs._ingest import (
     _Options,
     parse_batch,
 )
+from trusswork.logs._layout import (
+    lock_store,
+    open_partitions,
+    positive_duration,
+    settle_partition,
+)
 from trusswork.logs._parsers import LogParser
-from trusswork.logs._tiers import ColdPartition, list_cold, partition_table, write_cold
-from trusswork.search._index import IndexWriter, SegmentMeta, read_meta
+from trusswork.logs._tiers import (
+    ColdPartition,
+    choose_cold,
+    choose_expired,
+    list_cold,
+    partition_table,
+    write_cold,
+)
+from trusswork.search._index import IndexWriter, SegmentMeta
 from trusswork.search._segment import Segment, merge_segments, plan_merges
 from trusswork.storage.wal import FsyncMode, WriteAheadLog
 
 __all__ = ["IngestResult", "LogStore", "parse_duration"]
 
+# The store's durations: numbers of seconds, or text as core.config reads it.
+parse_duration = positive_duration
+
 _MAX_DOC_ID = 2**32 - 1
-_DEFAULT_PARTITION_MS = 86_400_000
 _MAX_ERRORS = 100
-
-
-def _positive_duration(value: str | float, what: str = "duration") -> float:
-    """Seconds in ``value``: a number of seconds or text like ``30s``, ``5m``, ``1h30m``, ``1d``.
-
-    Text is read by :func:`trusswork.core.config.parse_duration`; this adds
-    numbers and the check that the duration is positive.
-
-    Raises
-    ------
-    InvalidInput
-        Not a positive duration (the message names ``what``).
-    """
-    if isinstance(value, bool):
-        raise InvalidInput(f"{what} {value!r} is not a duration")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        try:
-            seconds = config.parse_duration(value)
-        except InvalidInput as exc:
-            raise InvalidInput(f"{what} {exc}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidInput(f"{what} {value!r} must be positive")
-    return seconds
-
-
-parse_duration = _positive_duration
 
 
 @dataclass(frozen=True)
@@ -121,56 +105,6 @@ class _State:
     """What the store holds in memory; swapped under the store's lock."""
 
     partitions: dict[int, list[Segment]] = field(default_factory=dict)
-
-
-_STORE_FORMAT = 1
-
-
-def _lock_store(path: Path) -> IO[bytes]:
-    """An exclusive lock on ``path/LOCK`` held while the store is open.
-
-    Raises
-    ------
-    Unavailable
-        Another process (or another LogStore in this one) has the store open.
-    """
-    handle = open(path / "LOCK", "a+b")  # noqa: SIM115  (held until close)
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise Unavailable(f"log store {path} is open in another process (LOCK is held)") from None
-    return handle
-
-
-def _settle_partition(meta_path: Path, wanted_ms: int | None) -> int:
-    """The store's partition width: saved on creation, the same on every open.
-
-    Raises
-    ------
-    InvalidInput
-        ``partition`` differs from the width the store was created with
-        (its partitions would be read wrong).
-    """
-    try:
-        saved = orjson.loads(meta_path.read_bytes())
-    except FileNotFoundError:
-        saved = None
-    except orjson.JSONDecodeError as exc:
-        raise Corruption(f"{meta_path}: not JSON ({exc})") from exc
-    if saved is None:
-        width = wanted_ms if wanted_ms is not None else _DEFAULT_PARTITION_MS
-        replace_file(meta_path, orjson.dumps({"format": _STORE_FORMAT, "partition_ms": width}))
-        return width
-    if not isinstance(saved, dict) or not isinstance(saved.get("partition_ms"), int):
-        raise Corruption(f"{meta_path}: not a log store description")
-    width = int(saved["partition_ms"])
-    if wanted_ms is not None and wanted_ms != width:
-        raise InvalidInput(
-            f"partition={wanted_ms / 1000:g}s, but the store at {meta_path.parent} was created"
-            f" with partitions of {width / 1000:g}s; open it without partition="
-        )
-    return width
 
 
 class LogStore:
@@ -243,7 +177,7 @@ class LogStore:
     ) -> None:
         self.path = Path(path)
         wanted_ms = (
-            None if partition is None else int(_positive_duration(partition, "partition") * 1000)
+            None if partition is None else int(positive_duration(partition, "partition") * 1000)
         )
         if refresh_interval <= 0 or max_buffer_lines < 1 or max_segment_docs < 1:
             raise InvalidInput(
@@ -266,7 +200,7 @@ class LogStore:
         self.path.mkdir(parents=True, exist_ok=True)
         # One process at a time: the lock comes before any recovery step, so
         # a second opener never deletes what the first is writing.
-        self._lock_file = _lock_store(self.path)
+        self._lock_file = lock_store(self.path)
         try:
             self._open(
                 wanted_ms,
@@ -303,7 +237,7 @@ class LogStore:
         cold_path: str | None,
         tier_interval: float,
     ) -> None:
-        self.partition_ms = _settle_partition(self.path / "store.json", wanted_ms)
+        self.partition_ms = settle_partition(self.path / "store.json", wanted_ms)
         self._state = _State()
         self._hot = self.path / "hot"
         self._hot.mkdir(exist_ok=True)
@@ -311,12 +245,12 @@ class LogStore:
         checkpoint = self._read_checkpoint()
         self._indexed_through: int = checkpoint.get("indexed_through", -1)
         self._positions: dict[str, dict[str, Any]] = dict(checkpoint.get("sources", {}))
-        self._state.partitions = self._open_partitions()
+        self._state.partitions = open_partitions(self._hot, self.corrupt_segments)
         self.hot_max_age = (
-            None if hot_max_age is None else _positive_duration(hot_max_age, "hot_max_age")
+            None if hot_max_age is None else positive_duration(hot_max_age, "hot_max_age")
         )
         self.cold_max_age = (
-            None if cold_max_age is None else _positive_duration(cold_max_age, "cold_max_age")
+            None if cold_max_age is None else positive_duration(cold_max_age, "cold_max_age")
         )
         self.hot_max_bytes = hot_max_bytes
         self.cold_max_bytes = cold_max_bytes
@@ -352,45 +286,6 @@ class LogStore:
         if not isinstance(data, dict) or not isinstance(data.get("indexed_through", -1), int):
             raise Corruption(f"{self._checkpoint_path}: not a log store checkpoint")
         return data
-
-    def _open_partitions(self) -> dict[int, list[Segment]]:
-        partitions: dict[int, list[Segment]] = {}
-        for directory in sorted(self._hot.iterdir()):
-            if not directory.is_dir():
-                continue
-            try:
-                start = int(directory.name)
-            except ValueError:
-                continue
-            segments = self._open_segments(directory)
-            if segments:
-                partitions[start] = segments
-        return partitions
-
-    def _open_segments(self, directory: Path) -> list[Segment]:
-        metas: list[SegmentMeta] = []
-        for child in sorted(directory.iterdir()):
-            if child.name.endswith(".tmp"):
-                shutil.rmtree(child, ignore_errors=True)  # a write cut short by a crash
-                continue
-            if not child.is_dir():
-                continue
-            try:
-                metas.append(read_meta(child))
-            except (Corruption, NotFound) as exc:
-                self.corrupt_segments.append((child, str(exc)))
-        replaced = {name for meta in metas for name in meta.merged_from}
-        segments = []
-        for meta in metas:
-            if meta.segment_id in replaced:
-                # A merge published its result but died before deleting its inputs.
-                shutil.rmtree(meta.path, ignore_errors=True)
-                continue
-            try:
-                segments.append(Segment.open(meta.path))
-            except Corruption as exc:
-                self.corrupt_segments.append((meta.path, str(exc)))
-        return segments
 
     def _drop_hot_copies(self) -> None:
         """Delete hot segments a cold file already holds (a crash after tiering)."""
@@ -689,19 +584,9 @@ class LogStore:
                     for k, v in self._state.partitions.items()
                     if (kept := [s for s in v if s.meta.max_doc_id <= self._indexed_through])
                 }
-            chosen: list[int] = []
-            if self.hot_max_age is not None:
-                limit = now_ms - self.hot_max_age * 1000
-                chosen = [k for k in sorted(partitions) if k + self.partition_ms <= limit]
-            if self.hot_max_bytes is not None:
-                sizes = {k: sum(s.meta.size_bytes for s in v) for k, v in partitions.items()}
-                total = sum(sizes.values()) - sum(sizes[k] for k in chosen)
-                for k in sorted(partitions)[:-1]:  # the newest partition stays hot
-                    if total <= self.hot_max_bytes:
-                        break
-                    if k not in chosen:
-                        chosen.append(k)
-                        total -= sizes[k]
+            chosen = choose_cold(
+                partitions, now_ms, self.partition_ms, self.hot_max_age, self.hot_max_bytes
+            )
             for start in sorted(chosen):
                 segments = partitions[start]
                 cold = write_cold(
@@ -727,18 +612,7 @@ class LogStore:
                 moved += 1
                 rows += cold.rows
             with self._lock:
-                doomed = []
-                if self.cold_max_age is not None:
-                    limit = now_ms - self.cold_max_age * 1000
-                    doomed = [c for c in self._cold if c.time_max < limit]
-                if self.cold_max_bytes is not None:
-                    total = sum(c.size_bytes for c in self._cold if c not in doomed)
-                    for c in self._cold:
-                        if total <= self.cold_max_bytes:
-                            break
-                        if c not in doomed:
-                            doomed.append(c)
-                            total -= c.size_bytes
+                doomed = choose_expired(self._cold, now_ms, self.cold_max_age, self.cold_max_bytes)
                 self._cold = [c for c in self._cold if c not in doomed]
             for c in doomed:
                 self.cold_filesystem.delete_file(c.path)

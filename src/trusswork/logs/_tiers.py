@@ -20,7 +20,7 @@ cold window go to a new hot partition of the same window; queries read both.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from trusswork.core.errors import Corruption, NotFound
 from trusswork.search._segment import Segment
 
-__all__ = ["ColdPartition", "list_cold", "write_cold"]
+__all__ = ["ColdPartition", "choose_cold", "choose_expired", "list_cold", "write_cold"]
 
 _META_KEY = b"trusswork.logs"
 _ROW_GROUP = 64 * 1024
@@ -178,6 +178,55 @@ def list_cold(
             damaged.append((info.path, str(exc)))
     found.sort(key=lambda c: (c.start_ms, c.path))
     return found, damaged
+
+
+def choose_cold(
+    partitions: Mapping[int, Sequence[Segment]],
+    now_ms: int,
+    partition_ms: int,
+    max_age: float | None,
+    max_bytes: int | None,
+) -> list[int]:
+    """The hot partitions (window starts) the policies move to the cold tier.
+
+    Windows that ended more than ``max_age`` seconds before ``now_ms``; then,
+    while the hot tier holds more than ``max_bytes``, the oldest others (the
+    newest partition stays hot).
+    """
+    chosen: list[int] = []
+    if max_age is not None:
+        limit = now_ms - max_age * 1000
+        chosen = [k for k in sorted(partitions) if k + partition_ms <= limit]
+    if max_bytes is not None:
+        sizes = {k: sum(s.meta.size_bytes for s in v) for k, v in partitions.items()}
+        total = sum(sizes.values()) - sum(sizes[k] for k in chosen)
+        for k in sorted(partitions)[:-1]:
+            if total <= max_bytes:
+                break
+            if k not in chosen:
+                chosen.append(k)
+                total -= sizes[k]
+    return sorted(chosen)
+
+
+def choose_expired(
+    colds: Sequence[ColdPartition], now_ms: int, max_age: float | None, max_bytes: int | None
+) -> list[ColdPartition]:
+    """The cold partitions retention deletes: older than ``max_age`` seconds,
+    then the oldest while the cold tier holds more than ``max_bytes``."""
+    doomed: list[ColdPartition] = []
+    if max_age is not None:
+        limit = now_ms - max_age * 1000
+        doomed = [c for c in colds if c.time_max < limit]
+    if max_bytes is not None:
+        total = sum(c.size_bytes for c in colds if c not in doomed)
+        for c in colds:
+            if total <= max_bytes:
+                break
+            if c not in doomed:
+                doomed.append(c)
+                total -= c.size_bytes
+    return doomed
 
 
 def partition_table(segments: Sequence[Segment]) -> pa.Table:
