@@ -199,7 +199,7 @@ EXPECTED: dict[str, set[str]] = {
         "parse",
         "parse_duration",
     },
-    "trusswork.search.text": {"bm25_top_k", "tokenize", "tokenize_many"},
+    "trusswork.search.text": {"bm25_top_k", "tokenize", "tokenize_many", "wildcard_regex"},
     "trusswork.search": {
         "Index",
         "IndexWriter",

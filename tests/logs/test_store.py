@@ -16,7 +16,8 @@ import pytest
 
 from trusswork.core.errors import InvalidInput, Unavailable
 from trusswork.logs._batch import split_fields
-from trusswork.logs._store import LogStore, parse_duration
+from trusswork.logs._layout import positive_duration as parse_duration
+from trusswork.logs._store import LogStore
 
 DAY_MS = 86_400_000
 

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from trusswork.core.errors import InvalidInput
 from trusswork.logs._ast import number_text, parse_number
+from trusswork.search.text import wildcard_regex
 
 # What Arrow, numpy and Python raise on values they cannot handle; the public
 # functions turn them into InvalidInput so callers see one error type.
@@ -131,9 +132,7 @@ def _set_column(table: Any, name: str, array: Any) -> Any:
     return table.append_column(name, array)
 
 
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    """A regex for a ``*`` pattern: ``*`` any run of characters, the rest literal."""
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+_wildcard = wildcard_regex  # the index's wildcard semantics, row by row
 
 
 def _where(at: int) -> str:

@@ -35,7 +35,7 @@ from trusswork.logs._ast import (
 from trusswork.logs._result import PlanNode
 from trusswork.search._segment import Segment
 from trusswork.search.postings import difference, intersect, union_many
-from trusswork.search.text import tokenize
+from trusswork.search.text import tokenize, wildcard_regex
 
 _EMPTY = np.empty(0, dtype=np.uint32)
 
@@ -124,9 +124,7 @@ class _Evaluator:
 
 
 def _wildcard_match(pattern: str, values: Sequence[str]) -> list[int]:
-    import re
-
-    regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")), re.DOTALL)
+    regex = wildcard_regex(pattern)
     return [i for i, v in enumerate(values) if regex.fullmatch(v)]
 
 

@@ -83,10 +83,7 @@ from trusswork.search._index import IndexWriter, SegmentMeta
 from trusswork.search._segment import Segment, merge_segments, plan_merges
 from trusswork.storage.wal import FsyncMode, WriteAheadLog
 
-__all__ = ["IngestResult", "LogStore", "parse_duration"]
-
-# The store's durations: numbers of seconds, or text as core.config reads it.
-parse_duration = positive_duration
+__all__ = ["IngestResult", "LogStore"]
 
 _MAX_DOC_ID = 2**32 - 1
 _MAX_ERRORS = 100

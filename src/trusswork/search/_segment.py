@@ -20,7 +20,6 @@ import contextlib
 import math
 import mmap
 import os
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +54,11 @@ from trusswork.search._sections import (
     unsigned,
 )
 from trusswork.search.postings import decode_postings, intersect_many
-from trusswork.search.text import bm25_top_k
+from trusswork.search.text import bm25_top_k, wildcard_regex
 
 __all__ = ["Segment", "merge_segments", "plan_merges"]
 
 _EMPTY = np.empty(0, dtype=np.uint32)
-
-
-def _wildcard_regex(pattern: str) -> re.Pattern[str]:
-    """``pattern`` with ``*`` as any run of characters and nothing else special."""
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
 
 
 class _Dictionary:
@@ -516,7 +510,7 @@ class Segment:
         bisection; the rest is matched term by term.
         """
         prefix = pattern.split("*", 1)[0].encode("utf-8", "replace")
-        regex = _wildcard_regex(pattern)
+        regex = wildcard_regex(pattern)
         found: list[str] = []
         count = len(self._terms)
         at = self._terms.bisect_left(prefix)

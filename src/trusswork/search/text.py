@@ -27,8 +27,17 @@ Guarantees
 
 from __future__ import annotations
 
+import re
+
 from trusswork.search._tokenize import bm25_top_k as bm25_top_k
 from trusswork.search._tokenize import tokenize as tokenize
 from trusswork.search._tokenize import tokenize_many as tokenize_many
 
-__all__ = ["bm25_top_k", "tokenize", "tokenize_many"]
+__all__ = ["bm25_top_k", "tokenize", "tokenize_many", "wildcard_regex"]
+
+
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """A regex for a wildcard ``pattern``: ``*`` any run of characters, the rest
+    literal (match with ``fullmatch``). Term and field-value wildcards of the
+    log search use it in the index and row by row alike."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
